@@ -1,0 +1,81 @@
+"""`flask --app wsgi atlas ...`: create organizations and users, issue tokens, seed the demo, run a worker."""
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from atlas.errors import AtlasError
+from atlas.extensions import db
+from atlas.models import Membership, Organization, Role
+from atlas.services import auth, demo
+
+atlas_cli = AppGroup("atlas", help="Atlas administration.")
+
+
+@atlas_cli.command("create-org")
+@click.argument("name")
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--owner-email", help="An existing user who becomes the owner.")
+def create_org(name, timezone, owner_email):
+    """Create an organization and print its id."""
+    org = Organization(name=name.strip(), timezone=timezone)
+    db.session.add(org)
+    db.session.flush()
+    if owner_email:
+        user = auth.find_user(owner_email) or _fail(f"no user with email {owner_email}")
+        db.session.add(Membership(user_id=user.id, organization_id=org.id, role=Role.OWNER))
+    db.session.commit()
+    click.echo(org.id)
+
+
+@atlas_cli.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--org", "org_id", help="Organization id to join.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="staff", show_default=True)
+def create_user(email, name, password, org_id, role):
+    """Create a user, optionally as a member of an organization; prints the user id."""
+    if org_id and db.session.get(Organization, org_id) is None:
+        _fail(f"no organization with id {org_id}")
+    try:
+        user = auth.create_user(email, name, password)
+    except AtlasError as exc:
+        _fail(exc.message)
+    db.session.flush()
+    if org_id:
+        db.session.add(Membership(user_id=user.id, organization_id=org_id, role=role))
+    db.session.commit()
+    click.echo(user.id)
+
+
+@atlas_cli.command("issue-token")
+@click.option("--email", required=True)
+def issue_token(email):
+    """Print a bearer token for a user (for scripts and API clients)."""
+    user = auth.find_user(email) or _fail(f"no user with email {email}")
+    click.echo(auth.issue_token(user)["access_token"])
+
+
+@atlas_cli.command("seed-demo")
+def seed_demo():
+    """Create the demo gym and its staff user once; print how to sign in."""
+    login = demo.seed(current_app.config.get("ATLAS_DEMO_PASSWORD"))
+    click.echo(f"demo login: {login['email']} / {login['password']}")
+
+
+@atlas_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst):
+    """Run an RQ worker (no fork per job) on Atlas's queues, highest priority first."""
+    from jobs.worker import run_worker
+
+    run_worker(burst=burst)
+
+
+def _fail(message: str):
+    raise click.ClickException(message)
+
+
+def init_cli(app) -> None:
+    """Attach the atlas command group."""
+    app.cli.add_command(atlas_cli)

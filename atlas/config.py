@@ -1,0 +1,93 @@
+"""Configuration classes, read from the environment."""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("ATLAS_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _bool(name: str, default: bool) -> bool:
+    """Read a boolean flag such as ATLAS_ALLOW_SIGNUP=false."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def instance_secret(filename: str) -> str:
+    """A secret generated on first use and kept under instance/ (development only)."""
+    path = INSTANCE_DIR / filename
+    if path.exists():
+        return path.read_text().strip()
+    from cryptography.fernet import Fernet
+
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    value = Fernet.generate_key().decode()
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+class Config:
+    """Defaults shared by every environment."""
+
+    GENERATE_MISSING_SECRETS = False
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    ATLAS_ENCRYPTION_KEY = os.environ.get("ATLAS_ENCRYPTION_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'atlas.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    MAX_CONTENT_LENGTH = int(os.environ.get("ATLAS_MAX_BODY_BYTES", 1024 * 1024))
+    ATLAS_ALLOW_SIGNUP = _bool("ATLAS_ALLOW_SIGNUP", True)
+    ATLAS_DEMO_PASSWORD = os.environ.get("ATLAS_DEMO_PASSWORD")
+    ATLAS_LIST_MAX_LIMIT = 100
+
+    JWT_ISSUER = os.environ.get("ATLAS_JWT_ISSUER", "atlas")
+    JWT_TTL_SECONDS = int(os.environ.get("ATLAS_JWT_TTL_SECONDS", 3600))
+
+    RATELIMIT_DEFAULT = os.environ.get("ATLAS_RATELIMIT_DEFAULT", "1000 per hour")
+    RATELIMIT_AUTH = os.environ.get("ATLAS_RATELIMIT_AUTH", "20 per minute")
+    RATELIMIT_ENABLED = _bool("ATLAS_RATELIMIT_ENABLED", True)
+
+    API_TITLE = "Atlas Workflow API"
+    API_VERSION = "v2"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v2"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+
+    CACHE_TYPE = "RedisCache"
+    COMPRESS_MIMETYPES = ["application/json", "text/html", "text/css", "application/javascript"]
+    COMPRESS_MIN_SIZE = 500
+    COMPRESS_ALGORITHM = ["gzip"]
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+
+    ATLAS_QUEUES = ("atlas-high", "atlas-default", "atlas-low")
+
+
+class DevelopmentConfig(Config):
+    """`make run`: embedded SQLite and Redis; missing secrets are generated under instance/."""
+
+    GENERATE_MISSING_SECRETS = True
+
+
+class TestingConfig(Config):
+    """The test suite: the fixtures set DATABASE_URL and REDIS_URL."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production"
+    ATLAS_ENCRYPTION_KEY = "l6Tfvw0pV0OTdqyR-3YtQeJtt7xUrhxS_NGB_9A3YJQ="
+    WTF_CSRF_ENABLED = False
+
+
+class ProductionConfig(Config):
+    """Everything from the environment; create_app refuses to start without secrets."""
+
+    SESSION_COOKIE_SECURE = _bool("ATLAS_SECURE_COOKIES", True)
+
+
+CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}

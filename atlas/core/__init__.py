@@ -1,0 +1,1 @@
+"""The domain core: pure Python, no Flask, SQLAlchemy, Redis or RQ (tests/core guards this)."""

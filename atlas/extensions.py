@@ -1,0 +1,52 @@
+"""Unbound extension singletons; create_app binds them. Imports no Atlas module."""
+from flask_caching import Cache
+from flask_compress import Compress
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from htmx_flask import Htmx
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Atlas model."""
+
+
+class RedisHolder:
+    """Holds the app's redis-py client, created by init_app from REDIS_URL."""
+
+    def __init__(self) -> None:
+        self.client = None
+
+    def init_app(self, app) -> None:
+        """Create the client; connections open lazily on first command."""
+        from redis import Redis
+
+        self.client = Redis.from_url(app.config["REDIS_URL"])
+        app.extensions["atlas_redis"] = self
+
+
+def _limiter_key() -> str:
+    """Rate-limit bucket: the organization when authenticated, else the client address."""
+    from flask import g, request
+
+    org = getattr(g, "organization", None)
+    return f"org:{org.id}" if org is not None else f"ip:{request.remote_addr}"
+
+
+def _limiter_exempt() -> bool:
+    """Default limits apply to the JSON API only, not to pages, static files or the API docs."""
+    from flask import request
+
+    return not request.path.startswith("/api/") or (request.blueprint or "").startswith("api-docs")
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+cache = Cache()
+compress = Compress()
+csrf = CSRFProtect()
+htmx = Htmx()
+redis_holder = RedisHolder()
+limiter = Limiter(key_func=_limiter_key, headers_enabled=True, default_limits_exempt_when=_limiter_exempt)

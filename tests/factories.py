@@ -1,0 +1,57 @@
+"""Rows for tests, built through the same services the app uses."""
+import itertools
+
+from atlas.extensions import db
+from atlas.models import Membership, Organization, Role, User
+from atlas.services import auth, workflows
+
+PASSWORD = "correct horse battery"
+_seq = itertools.count(1)
+
+
+def make_org(name: str | None = None, timezone: str = "UTC") -> Organization:
+    """A committed organization."""
+    org = Organization(name=name or f"Gym {next(_seq)}", timezone=timezone)
+    db.session.add(org)
+    db.session.commit()
+    return org
+
+
+def make_user(org: Organization | None = None, role: str = Role.STAFF, email: str | None = None,
+              password: str = PASSWORD, name: str = "Sam Staff") -> User:
+    """A committed user, a member of org with role when org is given."""
+    user = auth.create_user(email or f"user{next(_seq)}@example.com", name, password)
+    db.session.flush()
+    if org is not None:
+        db.session.add(Membership(user_id=user.id, organization_id=org.id, role=role))
+    db.session.commit()
+    return user
+
+
+def headers(user: User, org: Organization | None = None) -> dict:
+    """Authorization (and organization) headers for API calls as user."""
+    out = {"Authorization": f"Bearer {auth.issue_token(user)['access_token']}"}
+    if org is not None:
+        out["X-Organization-ID"] = org.id
+    return out
+
+
+def definition(*node_ids: str) -> dict:
+    """A straight-line workflowData with these node ids."""
+    nodes = [{"id": n, "type": "wait", "name": n, "config": {}} for n in node_ids]
+    edges = [{"source": a, "target": b} for a, b in zip(node_ids, node_ids[1:])]
+    return {"schemaVersion": 1, "nodes": nodes, "edges": edges}
+
+
+def workflow_body(**overrides) -> dict:
+    """A valid CreateWorkflowRequest in the API's camelCase."""
+    body = {"name": f"Workflow {next(_seq)}", "triggerType": "lead_created", "workflowData": definition("a", "b")}
+    body.update(overrides)
+    return body
+
+
+def make_workflow(org: Organization, user: User | None = None, **fields):
+    """A committed workflow created through the service (snake_case fields)."""
+    data = {"name": f"Workflow {next(_seq)}", "trigger_type": "lead_created", "workflow_data": definition("a", "b")}
+    data.update(fields)
+    return workflows.create_workflow(org.id, user.id if user else None, data).workflow

@@ -1,0 +1,1 @@
+"""Servers and helpers the test suite starts for real."""
