@@ -1,0 +1,19 @@
+"""`make bench`: every benchmark in turn; figures are printed and written to bench/results/."""
+import json
+import sys
+from pathlib import Path
+
+from bench import api_crud
+
+
+def main() -> int:
+    results = {"api_crud": api_crud.run()}
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
