@@ -31,7 +31,7 @@ def _init_extensions(app: Flask) -> None:
     from atlas import models  # noqa: F401  (registers every table on the metadata)
     from atlas.errors import init_errors
     from atlas.extensions import cache, compress, csrf, db, htmx, limiter, migrate, redis_holder
-    from atlas.hooks import init_request_id, init_sqlite
+    from atlas.hooks import init_rate_limit_headers, init_request_id, init_sqlite
 
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     app.config.setdefault("CACHE_REDIS_URL", app.config["REDIS_URL"])
@@ -46,9 +46,12 @@ def _init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     from atlas.api import init_api
+    from atlas.api.context import raise_rejection
 
+    init_rate_limit_headers(app)  # before the limiter: after_request hooks run in reverse order
     init_api(app)  # before the limiter: its auth hook must run first
     limiter.init_app(app)
+    app.before_request(raise_rejection)  # after the limiter, so rejected calls are counted too
     init_errors(app)
 
 

@@ -37,6 +37,9 @@ def create_user(email, name, password, org_id, role):
     """Create a user, optionally as a member of an organization; prints the user id."""
     if org_id and db.session.get(Organization, org_id) is None:
         _fail(f"no organization with id {org_id}")
+    problems = auth.signup_problems(email, password, name, "-")
+    if problems:
+        _fail(" ".join(p["message"] for p in problems))
     try:
         user = auth.create_user(email, name, password)
     except AtlasError as exc:

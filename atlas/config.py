@@ -41,7 +41,6 @@ class Config:
     MAX_CONTENT_LENGTH = int(os.environ.get("ATLAS_MAX_BODY_BYTES", 1024 * 1024))
     ATLAS_ALLOW_SIGNUP = _bool("ATLAS_ALLOW_SIGNUP", True)
     ATLAS_DEMO_PASSWORD = os.environ.get("ATLAS_DEMO_PASSWORD")
-    ATLAS_LIST_MAX_LIMIT = 100
 
     JWT_ISSUER = os.environ.get("ATLAS_JWT_ISSUER", "atlas")
     JWT_TTL_SECONDS = int(os.environ.get("ATLAS_JWT_TTL_SECONDS", 3600))

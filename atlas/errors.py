@@ -136,7 +136,10 @@ def validation_list(messages, prefix: str = "") -> list[dict]:
 def handle_atlas_error(error: AtlasError):
     """Render an AtlasError for the API or for a page."""
     if wants_api():
-        return envelope(error.code, error.message, error.status, error.details, error.validation)
+        response, status = envelope(error.code, error.message, error.status, error.details, error.validation)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="atlas"'
+        return response, status
     return render_page_error(error.status, error.message)
 
 
@@ -152,7 +155,8 @@ def handle_http_exception(error: HTTPException):
         return envelope("VALIDATION_FAILED", f"Invalid request: {summary}", 422, validation=items)
     message = HTTP_MESSAGES.get(status) or error.description or "Request failed."
     response, status = envelope(HTTP_CODES.get(status, "HTTP_ERROR"), message, status)
-    for key, value in (data.get("headers") or {}).items():
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]  # such as a 405's Allow
+    for key, value in headers + list((data.get("headers") or {}).items()):
         response.headers[key] = value
     return response, status
 

@@ -35,6 +35,24 @@ def _limiter_key() -> str:
     return f"org:{org.id}" if org is not None else f"ip:{request.remote_addr}"
 
 
+def _endpoint_limit() -> str:
+    """The limit of the endpoint: the config key its view names in `rate_limit`, else RATELIMIT_DEFAULT.
+
+    Read per request from the serving app's config, because one limiter object serves every app in the process.
+    """
+    from flask import current_app, request
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    return current_app.config[getattr(getattr(view, "view_class", view), "rate_limit", "RATELIMIT_DEFAULT")]
+
+
+def _limiter_scope() -> str:
+    """The bucket per endpoint; unknown /api paths share one, so that a 404 is limited and has the headers too."""
+    from flask import request
+
+    return request.endpoint or "unrouted"
+
+
 def _limiter_exempt() -> bool:
     """Default limits apply to the JSON API only, not to pages, static files or the API docs."""
     from flask import request
@@ -49,4 +67,5 @@ compress = Compress()
 csrf = CSRFProtect()
 htmx = Htmx()
 redis_holder = RedisHolder()
-limiter = Limiter(key_func=_limiter_key, headers_enabled=True, default_limits_exempt_when=_limiter_exempt)
+limiter = Limiter(key_func=_limiter_key, default_limits=[_endpoint_limit], request_identifier=_limiter_scope,
+                  headers_enabled=True, default_limits_exempt_when=_limiter_exempt)

@@ -16,7 +16,7 @@ def init_request_id(app) -> None:
 
     @app.before_request
     def assign_request_id():
-        for name in ("user", "organization", "membership", "audit_action", "audit_target"):
+        for name in ("user", "organization", "membership", "audit_action", "audit_target", "api_rejection"):
             g.pop(name, None)  # an app context reused across requests (tests) must not leak identity
         sent = request.headers.get("X-Request-ID", "")
         g.request_id = sent if SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
@@ -25,6 +25,16 @@ def init_request_id(app) -> None:
     @app.after_request
     def echo_request_id(response):
         response.headers["X-Request-ID"] = getattr(g, "request_id", "") or uuid.uuid4().hex
+        return response
+
+
+def init_rate_limit_headers(app) -> None:
+    """Flask-Limiter sets Retry-After on every limited response; it belongs only on a 429 (or a 503)."""
+
+    @app.after_request
+    def strip_retry_after(response):
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
         return response
 
 

@@ -1,4 +1,6 @@
 """/api/v2/audit-logs: who did what (admins and owners)."""
+from datetime import datetime, timezone
+
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -11,11 +13,16 @@ from atlas.services import audit
 blp = Blueprint("audit_logs", __name__, url_prefix="/api/v2/audit-logs", description="Audit log")
 
 
+# Converting a time near year 1 or 9999 to UTC overflows; nothing is logged outside these years anyway.
+MOMENT = validate.Range(min=datetime(1970, 1, 1, tzinfo=timezone.utc), max=datetime(9999, 1, 1, tzinfo=timezone.utc),
+                        error="Use a time between 1970 and 9998.")
+
+
 class AuditQuery(PageQuery):
     action = fields.String(validate=validate.Length(max=120))
     user_id = fields.String(validate=validate.Length(max=36))
-    since = fields.AwareDateTime(default_timezone=None)
-    until = fields.AwareDateTime(default_timezone=None)
+    since = fields.AwareDateTime(default_timezone=None, validate=MOMENT)
+    until = fields.AwareDateTime(default_timezone=None, validate=MOMENT)
 
 
 class AuditEntry(CamelSchema):

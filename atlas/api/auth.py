@@ -1,19 +1,14 @@
 """/api/v2/auth and /api/v2/me: tokens, sign-up and the caller's identity."""
-from flask import current_app, g, request
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from atlas.api.context import PUBLIC, USER, access
 from atlas.api.schemas import CamelSchema, Trimmed
-from atlas.extensions import limiter
 from atlas.services import auth
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v2", description="Sign-in, sign-up and the current user")
-
-
-def _auth_limit() -> str:
-    return current_app.config["RATELIMIT_AUTH"]
 
 
 class TokenRequest(CamelSchema):
@@ -29,8 +24,8 @@ class TokenResponse(CamelSchema):
 
 class SignupRequest(CamelSchema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, validate=validate.Length(
-        min=auth.MIN_PASSWORD_LENGTH, max=256, error="Use a password of at least 10 characters."))
+    password = fields.String(required=True, validate=[validate.Length(
+        min=auth.MIN_PASSWORD_LENGTH, error="Use a password of at least 10 characters."), validate.Length(max=256)])
     name = Trimmed(required=True, validate=validate.Length(max=120))
     organization_name = Trimmed(required=True, validate=validate.Length(max=120))
 
@@ -68,7 +63,7 @@ def _me(user) -> dict:
 @blp.route("/auth/token")
 @access(PUBLIC)
 class Token(MethodView):
-    decorators = [limiter.limit(_auth_limit)]
+    rate_limit = "RATELIMIT_AUTH"  # per client address: no organization is known yet
 
     @blp.arguments(TokenRequest)
     @blp.response(200, TokenResponse)
@@ -82,7 +77,7 @@ class Token(MethodView):
 @blp.route("/auth/signup")
 @access(PUBLIC)
 class Signup(MethodView):
-    decorators = [limiter.limit(_auth_limit)]
+    rate_limit = "RATELIMIT_AUTH"
 
     @blp.arguments(SignupRequest)
     @blp.response(201, SignupResponse)

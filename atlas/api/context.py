@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 
 from flask import current_app, g, request
+from werkzeug.exceptions import HTTPException
 
-from atlas.errors import AtlasError, InsufficientPermissions, Unauthenticated
+from atlas.errors import AtlasError, InsufficientPermissions, Unauthenticated, ValidationFailed
 from atlas.extensions import db
 from atlas.services import audit, auth
 
 PUBLIC, USER, ORG = "public", "user", "org"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+UNSTORABLE = "The request contains a NUL character or an unpaired surrogate, which Atlas cannot store."
 
 
 def access(level: str = ORG, role: str | None = None):
@@ -40,16 +42,58 @@ def _bearer_token() -> str:
 
 
 def _check_json_body() -> None:
-    """A body on a mutating call must be JSON that parses (415 and 400 otherwise)."""
+    """A body on a mutating call must be a JSON object of storable text (415, 400 and 422 otherwise)."""
     if request.method not in MUTATING or not request.content_length and not request.data:
         return
     if not request.is_json:
         raise AtlasError("Send the request body as JSON with Content-Type: application/json.",
                          code="UNSUPPORTED_MEDIA_TYPE", status=415)
     try:
-        json.loads(request.get_data())
+        body = json.loads(request.get_data())
     except ValueError as exc:
         raise AtlasError(f"The request body is not valid JSON: {exc}.", code="MALFORMED_JSON", status=400)
+    except RecursionError:
+        raise AtlasError("The request body is not valid JSON: it is nested too deeply.", code="MALFORMED_JSON",
+                         status=400)
+    if not isinstance(body, dict):
+        kind = "an array" if isinstance(body, list) else "a bare value"
+        _refuse(f"The request body must be a JSON object, not {kind}.")
+    if not all(_storable(text) for text in _strings(body)):
+        _refuse(UNSTORABLE)
+
+
+def _check_url() -> None:
+    """No NUL in the path or query string: PostgreSQL refuses to compare text with one (a 500 otherwise)."""
+    query = [text for pair in request.args.items(multi=True) for text in pair]
+    if not all(_storable(text) for text in (request.path, *query)):
+        _refuse(UNSTORABLE)
+
+
+def _strings(value):
+    """Every string in parsed JSON, keys included (iteratively: the document may be deeply nested)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            pending.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _storable(text: str) -> bool:
+    """Whether a database can store the text: no NUL, no unpaired surrogate (JSON's \\ud800 escapes make them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _refuse(message: str):
+    """A 422 about the request as a whole."""
+    raise ValidationFailed(message, validation=[{"field": None, "message": message}])
 
 
 def _join_organization(user) -> None:
@@ -74,12 +118,30 @@ def _required_role(view_class) -> str | None:
 
 
 def authenticate_request() -> None:
-    """before_request for /api/v2: runs before the rate limiter so that limits key on the organization."""
+    """before_request for /api/v2, before the limiter so that limits key on the organization.
+
+    A failure is kept for raise_rejection, which runs after the limiter: rejected calls count against a limit
+    and carry the rate-limit headers like every other API response.
+    """
     if not request.path.startswith("/api/") or request.routing_exception is not None:
         return
     if request.blueprint == "api-docs":
         return
-    view_class = _view_class()
+    try:
+        _authenticate(_view_class())
+    except (AtlasError, HTTPException) as error:  # HTTPException: 413 while reading the body
+        g.api_rejection = error
+
+
+def raise_rejection() -> None:
+    """before_request, registered after the limiter: fail the call authenticate_request rejected."""
+    error = g.pop("api_rejection", None)
+    if error is not None:
+        raise error
+
+
+def _authenticate(view_class) -> None:
+    """Token, membership and role as the view requires, then the body's shape."""
     level = getattr(view_class, "atlas_access", ORG)
     if level != PUBLIC:
         g.user = auth.user_from_token(_bearer_token())
@@ -89,6 +151,7 @@ def authenticate_request() -> None:
             if role and not g.membership.allows(role):
                 raise InsufficientPermissions(
                     f"This action needs the {role} role or higher; your role here is {g.membership.role}.")
+    _check_url()
     _check_json_body()
 
 
@@ -100,7 +163,8 @@ def audit_mutation(response):
         if response.status_code >= 400:
             db.session.rollback()
         if target_id is None and request.view_args:
-            target_id = next(iter(request.view_args.values()), None)
+            sent = str(next(iter(request.view_args.values())))
+            target_id = sent[:64] if _storable(sent) else None  # the client's text: cut to the column, no NUL
         audit.record(action, organization_id=g.organization.id, user_id=g.user.id, target_type=target_type,
                      target_id=target_id, status_code=response.status_code, request_id=g.request_id,
                      ip=request.remote_addr)

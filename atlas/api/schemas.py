@@ -4,6 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from atlas.errors import camelcase
 
 PAGE_LIMIT_MAX = 100
+PAGE_MAX = 1_000_000  # keeps the row offset within a 64-bit integer (a database error otherwise)
 
 
 class CamelSchema(Schema):
@@ -26,7 +27,8 @@ class Trimmed(fields.String):
 class PageQuery(CamelSchema):
     """page and limit, as every list endpoint takes them."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=PAGE_MAX,
+                                                                 error="page must be between 1 and 1000000."))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=PAGE_LIMIT_MAX,
                                                                    error="limit must be between 1 and 100."))
 

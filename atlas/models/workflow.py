@@ -2,7 +2,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from atlas.extensions import db
@@ -22,12 +22,7 @@ class Workflow(OrgScoped, db.Model):
     """A named automation owned by an organization; its definition lives in workflow_data."""
 
     __tablename__ = "workflows"
-    __table_args__ = (
-        # Names are unique among an organization's live workflows; archived ones free their name.
-        Index("uq_workflow_live_name", "organization_id", "name", unique=True,
-              sqlite_where=text("status != 'archived'"), postgresql_where=text("status != 'archived'")),
-        Index("ix_workflow_org_status_created", "organization_id", "status", "created_at"),
-    )
+    __table_args__ = (Index("ix_workflow_org_status_created", "organization_id", "status", "created_at"),)
 
     id: Mapped[str] = id_column()
     name: Mapped[str] = mapped_column(String(120))
@@ -54,6 +49,11 @@ class Workflow(OrgScoped, db.Model):
     def tags(self) -> list[str]:
         """The workflow's tags, sorted."""
         return [row.tag for row in self.tag_rows]
+
+
+# Names are unique, ignoring case, among an organization's workflows that are not archived.
+Index("uq_workflow_live_name", Workflow.organization_id, func.lower(Workflow.name), unique=True,
+      sqlite_where=text("status != 'archived'"), postgresql_where=text("status != 'archived'"))
 
 
 class WorkflowTag(OrgScoped, db.Model):

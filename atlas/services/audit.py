@@ -15,7 +15,7 @@ def record(action: str, *, organization_id=None, user_id=None, target_type=None,
     """Write one audit entry in its own short transaction."""
     db.session.add(AuditLog(action=action, organization_id=organization_id, user_id=user_id,
                             target_type=target_type, target_id=target_id, status_code=status_code,
-                            request_id=request_id, ip=ip, details=details or {}))
+                            request_id=request_id, ip=(ip or "")[:64] or None, details=details or {}))
     db.session.commit()
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 import jwt
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from atlas.errors import Conflict, SignupDisabled, Unauthenticated, ValidationFailed
@@ -77,8 +78,9 @@ def sign_in(email: str, password: str, *, ip: str | None, request_id: str | None
         audit.record("auth.login_failed", request_id=request_id, ip=ip, status_code=401,
                      details={"email": email.strip().lower()[:254], "channel": channel})
         raise
-    for m in memberships(user):
-        audit.record("auth.login", organization_id=m.organization_id, user_id=user.id, target_type="user",
+    # One entry per organization, so each one's log shows it; a user of no organization still leaves one.
+    for org_id in [m.organization_id for m in memberships(user)] or [None]:
+        audit.record("auth.login", organization_id=org_id, user_id=user.id, target_type="user",
                      target_id=user.id, status_code=200, request_id=request_id, ip=ip, details={"channel": channel})
     return user
 
@@ -86,11 +88,15 @@ def sign_in(email: str, password: str, *, ip: str | None, request_id: str | None
 def create_user(email: str, name: str, password: str) -> User:
     """A new user (not yet committed); Conflict if the email is taken."""
     if find_user(email) is not None:
-        raise Conflict("An account with this email already exists.", code="EMAIL_TAKEN",
-                       details={"field": "email"})
+        raise _email_taken()
     user = User(email=email.strip().lower(), name=name.strip(), password_hash=hash_password(password))
     db.session.add(user)
     return user
+
+
+def _email_taken() -> Conflict:
+    """The 409 for an email that already has an account."""
+    return Conflict("An account with this email already exists.", code="EMAIL_TAKEN", details={"field": "email"})
 
 
 def create_organization(name: str, owner: User, timezone: str = "UTC") -> Organization:
@@ -112,9 +118,13 @@ def signup(email: str, password: str, name: str, organization_name: str, *, ip: 
         raise ValidationFailed("Sign-up details are incomplete: " + " ".join(p["message"] for p in problems),
                                validation=problems)
     user = create_user(email, name, password)
-    db.session.flush()
-    org = create_organization(organization_name, user)
-    db.session.commit()
+    try:
+        db.session.flush()
+        org = create_organization(organization_name, user)
+        db.session.commit()
+    except IntegrityError:  # a concurrent sign-up with the same email committed first
+        db.session.rollback()
+        raise _email_taken()
     audit.record("auth.signup", organization_id=org.id, user_id=user.id, target_type="organization",
                  target_id=org.id, status_code=201, request_id=request_id, ip=ip)
     return user, org

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from atlas.core.definition import DefinitionError, WorkflowDefinition
 from atlas.core.validation import estimate_performance, has_errors, validate
-from atlas.errors import Conflict, InvalidWorkflowData, WorkflowNotFound
+from atlas.errors import Conflict, InvalidWorkflowData, WorkflowNotFound, camelcase
 from atlas.extensions import db
 from atlas.models import Workflow, WorkflowStatus, WorkflowTag, WorkflowVersion
 from atlas.models.base import utcnow
@@ -117,7 +117,7 @@ def update_workflow(org_id: str, user_id: str | None, workflow_id: str, changes:
     unarchived = workflow.status == WorkflowStatus.ARCHIVED and new_status != WorkflowStatus.ARCHIVED
     if renamed or unarchived:
         _ensure_name_free(org_id, changes.get("name", workflow.name), exclude_id=workflow.id)
-    warnings = _apply_changes(workflow, changes, definition, user_id)
+    warnings = _apply_changes(workflow, changes, definition)
     _publish_if_active(workflow, user_id)
     _commit_unique_name()
     return SaveResult(workflow, issues, estimate_performance(definition), warnings)
@@ -139,23 +139,28 @@ def executions_in_flight(workflow: Workflow) -> int:
     return 0
 
 
-def _apply_changes(workflow: Workflow, changes: dict, definition: WorkflowDefinition, user_id) -> list[str]:
+# What a published version freezes: a change to any of these on a live workflow makes a new version.
+VERSIONED = ("workflow_data", "trigger_type", "trigger_config", "settings")
+
+
+def _apply_changes(workflow: Workflow, changes: dict, definition: WorkflowDefinition) -> list[str]:
     """Copy changed fields onto the row; returns migration warnings for a live definition change."""
     warnings: list[str] = []
-    for key in ("name", "description", "category", "trigger_type", "trigger_config", "settings"):
+    if "workflow_data" in changes:
+        changes = {**changes, "workflow_data": definition.to_dict()}
+    changed = [key for key in VERSIONED if key in changes and changes[key] != getattr(workflow, key)]
+    if changed and _is_published(workflow):
+        workflow.version += 1
+        fields = ", ".join(camelcase(key) for key in changed)
+        warnings.append(
+            f"{fields} changed, so this is now version {workflow.version}. New runs use version "
+            f"{workflow.version}; the {executions_in_flight(workflow)} run(s) in flight keep running "
+            f"version {workflow.version - 1} to the end.")
+    for key in ("name", "description", "category", *VERSIONED):
         if key in changes:
             setattr(workflow, key, changes[key])
     if "tags" in changes:
         _set_tags(workflow, changes["tags"])
-    new_data = definition.to_dict()
-    if "workflow_data" in changes and new_data != workflow.workflow_data:
-        if _is_published(workflow):
-            workflow.version += 1
-            warnings.append(
-                f"workflowData changed, so this is now version {workflow.version}. New runs use version "
-                f"{workflow.version}; the {executions_in_flight(workflow)} run(s) in flight keep running "
-                f"version {workflow.version - 1} to the end.")
-        workflow.workflow_data = new_data
     if "status" in changes and changes["status"] != workflow.status:
         warnings.extend(_status_warnings(workflow.status, changes["status"]))
         workflow.status = changes["status"]

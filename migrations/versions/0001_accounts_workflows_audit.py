@@ -93,7 +93,7 @@ def upgrade():
     with op.batch_alter_table('workflows', schema=None) as batch_op:
         batch_op.create_index('ix_workflow_org_status_created', ['organization_id', 'status', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_workflows_organization_id'), ['organization_id'], unique=False)
-        batch_op.create_index('uq_workflow_live_name', ['organization_id', 'name'], unique=True, sqlite_where=sa.text("status != 'archived'"), postgresql_where=sa.text("status != 'archived'"))
+        batch_op.create_index('uq_workflow_live_name', ['organization_id', sa.text('lower(name)')], unique=True, sqlite_where=sa.text("status != 'archived'"), postgresql_where=sa.text("status != 'archived'"))
 
     op.create_table('workflow_tags',
     sa.Column('id', sa.String(length=36), nullable=False),

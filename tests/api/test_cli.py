@@ -1,0 +1,119 @@
+"""`flask --app wsgi atlas ...`: create-org, create-user and issue-token, through the app's CLI runner."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from atlas.extensions import db
+from atlas.models import Membership, Organization
+from atlas.services import auth
+
+
+@pytest.fixture
+def atlas(app_ctx):
+    """Run `atlas <args>`; returns click's Result."""
+    runner = app_ctx.test_cli_runner()
+
+    def run(*args, **kwargs):
+        return runner.invoke(args=["atlas", *args], **kwargs)
+
+    return run
+
+
+def test_create_org_prints_the_new_id(atlas):
+    result = atlas("create-org", "  Iron Temple Gym ", "--timezone", "Europe/London")
+
+    assert result.exit_code == 0, result.output
+    org = db.session.get(Organization, result.output.strip())
+    assert (org.name, org.timezone) == ("Iron Temple Gym", "Europe/London")
+    assert db.session.scalars(select(Membership).where(Membership.organization_id == org.id)).all() == []
+
+
+def test_create_org_with_an_owner(atlas, staff):
+    result = atlas("create-org", "Second Gym", "--owner-email", staff.email.upper())
+
+    membership = auth.membership(staff.id, result.output.strip())
+    assert membership.role == "owner"
+
+
+def test_create_org_with_an_unknown_owner_fails_and_creates_nothing(atlas):
+    result = atlas("create-org", "Ghost Gym", "--owner-email", "nobody@example.com")
+
+    assert result.exit_code == 1
+    assert "Error: no user with email nobody@example.com" in result.output
+    db.session.rollback()
+    assert db.session.scalar(select(Organization).where(Organization.name == "Ghost Gym")) is None
+
+
+def test_create_user_as_a_member(atlas, org, client):
+    result = atlas("create-user", "--email", "Coach@Gym.example", "--name", "Coach", "--password",
+                   "a long password", "--org", org.id, "--role", "admin")
+
+    assert result.exit_code == 0, result.output
+    user_id = result.output.strip()
+    assert auth.membership(user_id, org.id).role == "admin"
+    token = client.post("/api/v2/auth/token", json={"email": "coach@gym.example", "password": "a long password"})
+    assert token.status_code == 200
+
+
+def test_create_user_prompts_for_the_password_twice(atlas):
+    result = atlas("create-user", "--email", "quiet@gym.example", "--name", "Quiet",
+                   input="a long password\na long password\n")
+
+    assert result.exit_code == 0, result.output
+    user = auth.find_user("quiet@gym.example")
+    assert user.id in result.output and auth.check_password(user, "a long password")
+    assert auth.memberships(user) == []
+
+
+def test_create_user_defaults_to_staff(atlas, org):
+    result = atlas("create-user", "--email", "s@gym.example", "--name", "S", "--password", "pw-long-enough",
+                   "--org", org.id)
+
+    assert auth.membership(result.output.strip(), org.id).role == "staff"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--org", "no-such-org"], "Error: no organization with id no-such-org"),
+    (["--role", "superuser"], "Invalid value for '--role'"),
+    (["--password", "short"], "Error: Use a password of at least 10 characters."),
+])
+def test_create_user_refuses_bad_options(atlas, args, message):
+    result = atlas("create-user", "--email", "x@gym.example", "--name", "X", "--password", "pw-long-enough", *args)
+
+    assert result.exit_code != 0 and message in result.output
+    assert auth.find_user("x@gym.example") is None
+
+
+def test_create_user_refuses_a_taken_email(atlas, staff):
+    result = atlas("create-user", "--email", staff.email.upper(), "--name", "X", "--password", "pw-long-enough")
+
+    assert result.exit_code == 1
+    assert "Error: An account with this email already exists." in result.output
+
+
+def test_issue_token_prints_a_working_token(atlas, client, org, staff):
+    result = atlas("issue-token", "--email", staff.email)
+
+    assert result.exit_code == 0, result.output
+    headers = {"Authorization": f"Bearer {result.output.strip()}", "X-Organization-ID": org.id}
+    assert client.get("/api/v2/me", headers=headers).json["user"]["id"] == staff.id
+    assert client.get("/api/v2/workflows", headers=headers).status_code == 200
+
+
+def test_issue_token_for_an_unknown_user_fails(atlas):
+    result = atlas("issue-token", "--email", "nobody@example.com")
+
+    assert result.exit_code == 1 and "Error: no user with email nobody@example.com" in result.output
+
+
+def test_the_commands_are_on_the_wsgi_app(tmp_path):
+    env = {**os.environ, "ATLAS_ENV": "testing", "ATLAS_INSTANCE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "atlas", "--help"], env=env,
+                            cwd=Path(__file__).parents[2], capture_output=True, text=True, check=True)
+
+    for command in ("create-org", "create-user", "issue-token"):
+        assert f"  {command} " in result.stdout

@@ -1,0 +1,127 @@
+"""Organizations never see each other: another organization's id answers exactly as a missing one does."""
+import re
+
+import pytest
+
+from atlas.extensions import db
+from atlas.models import Membership, Workflow
+from tests import factories
+from tests.api.helpers import assert_error, missing_id, without_timestamp
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+# A body that would succeed on the caller's own row, per (method, rule); others get {}.
+BODIES = {("PUT", "/api/v2/workflows/<workflow_id>"): {"name": "Hijacked", "status": "paused",
+                                                       "workflowData": factories.definition("x")}}
+
+
+def routes_with_an_id(app):
+    """Every (method, rule) of /api/v2 that addresses one row by id."""
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v2/") and rule.arguments and not rule.endpoint.startswith("api-docs"):
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield method, rule.rule
+
+
+def call(client, method, rule, row_id, headers):
+    url = re.sub(r"<[^>]+>", row_id, rule)
+    body = BODIES.get((method, rule), {}) if method in MUTATING else None
+    return client.open(url, method=method, headers={**headers, "X-Request-ID": "tenancy"}, json=body)
+
+
+def test_the_id_routes_are_the_ones_this_file_knows(app):
+    """A new endpoint that takes an id is covered by the test below; this fails to make someone look at it."""
+    assert set(routes_with_an_id(app)) == {("GET", "/api/v2/workflows/<workflow_id>"),
+                                           ("PUT", "/api/v2/workflows/<workflow_id>"),
+                                           ("DELETE", "/api/v2/workflows/<workflow_id>")}
+
+
+def test_every_id_route_answers_another_organization_s_id_exactly_as_a_missing_one(
+        app, client, member, foreign_workflow):
+    _, owner_headers = member("owner")  # the strongest role, so no call stops at a permission check
+    before = (foreign_workflow.name, foreign_workflow.status, foreign_workflow.version, foreign_workflow.archived_at)
+
+    for method, rule in routes_with_an_id(app):
+        foreign = call(client, method, rule, foreign_workflow.id, owner_headers)
+        missing = call(client, method, rule, missing_id(), owner_headers)
+
+        assert_error(foreign, 404, "WORKFLOW_NOT_FOUND")
+        assert without_timestamp(foreign) == without_timestamp(missing), (method, rule)
+        assert foreign.headers["Content-Length"] == missing.headers["Content-Length"]
+
+    db.session.expire_all()
+    row = db.session.get(Workflow, foreign_workflow.id)
+    assert (row.name, row.status, row.version, row.archived_at) == before
+
+
+def test_a_member_of_both_organizations_reaches_a_row_only_through_its_own_organization(
+        client, org, staff, foreign_workflow, other_org):
+    db.session.add(Membership(user_id=staff.id, organization_id=other_org.id, role="staff"))
+    db.session.commit()
+    as_ours, as_theirs = factories.headers(staff, org), factories.headers(staff, other_org)
+
+    assert_error(client.get(f"/api/v2/workflows/{foreign_workflow.id}", headers=as_ours), 404, "WORKFLOW_NOT_FOUND")
+    assert client.get(f"/api/v2/workflows/{foreign_workflow.id}", headers=as_theirs).status_code == 200
+    assert client.get("/api/v2/workflows", headers=as_ours).json["workflows"] == []
+
+
+def test_an_organization_the_caller_is_not_in_looks_like_one_that_does_not_exist(client, staff, other_org):
+    headers = {**factories.headers(staff), "X-Request-ID": "org-probe"}
+
+    foreign = client.get("/api/v2/workflows", headers={**headers, "X-Organization-ID": other_org.id})
+    missing = client.get("/api/v2/workflows", headers={**headers, "X-Organization-ID": missing_id()})
+
+    error = assert_error(foreign, 403, "ORGANIZATION_ACCESS_DENIED")
+    assert error["message"] == "You are not a member of this organization."
+    assert without_timestamp(foreign) == without_timestamp(missing)
+
+
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_the_organization_header_is_required(client, staff, value):
+    headers = factories.headers(staff)
+    if value is not None:
+        headers["X-Organization-ID"] = value
+
+    error = assert_error(client.get("/api/v2/workflows", headers=headers), 400, "ORGANIZATION_REQUIRED")
+    assert error["message"] == "Send the organization's id in the X-Organization-ID header."
+
+
+def test_lists_never_show_another_organization_s_workflows_or_filters(client, org, staff, staff_headers,
+                                                                      foreign_workflow, other_org, outsider):
+    factories.make_workflow(org, staff, name="Our welcome", category="Onboarding", tags=["ours"])
+    archived = factories.make_workflow(other_org, outsider, name="Rival archived", category="Old", tags=["rival-old"])
+    client.delete(f"/api/v2/workflows/{archived.id}", headers=factories.headers(outsider, other_org))
+
+    listed = client.get("/api/v2/workflows", headers=staff_headers).json
+    assert [w["name"] for w in listed["workflows"]] == ["Our welcome"]
+    assert listed["pagination"]["total"] == 1
+    assert listed["filters"] == {"categories": ["Onboarding"], "tags": ["ours"], "statuses": ["draft"]}
+    for query in ("search=rival", "search=poach", "tags=rival-only", "category=Espionage", "status=archived",
+                  "tags=rival-old,ours&status=archived", "limit=100&sortBy=name"):
+        names = [w["name"] for w in client.get(f"/api/v2/workflows?{query}", headers=staff_headers).json["workflows"]]
+        assert not any(name.startswith("Rival") for name in names), query
+
+
+def test_names_are_unique_per_organization_only(client, staff_headers, foreign_workflow):
+    response = client.post("/api/v2/workflows", headers=staff_headers,
+                           json=factories.workflow_body(name=foreign_workflow.name))
+
+    assert response.status_code == 201
+
+
+def test_audit_logs_never_show_another_organization_s_entries(client, org, member, outsider_headers,
+                                                              foreign_workflow, other_org, outsider):
+    _, admin_headers = member("admin")
+    client.post("/api/v2/workflows", headers=outsider_headers, json=factories.workflow_body(name="Theirs"))
+    client.put(f"/api/v2/workflows/{foreign_workflow.id}", headers=outsider_headers, json={"description": "x"})
+    client.post("/api/v2/auth/token", json={"email": outsider.email, "password": factories.PASSWORD})
+    client.post("/api/v2/workflows", headers=admin_headers, json=factories.workflow_body(name="Ours"))
+
+    ours = client.get("/api/v2/audit-logs?limit=100", headers=admin_headers).json["auditLogs"]
+    theirs = client.get("/api/v2/audit-logs?limit=100", headers=outsider_headers).json["auditLogs"]
+
+    assert [e["action"] for e in ours] == ["workflow.create"]
+    assert {e["organizationId"] for e in ours} == {org.id}
+    assert {e["organizationId"] for e in theirs} == {other_org.id}
+    assert {e["action"] for e in theirs} == {"workflow.create", "workflow.update", "auth.login"}
+    filtered = client.get(f"/api/v2/audit-logs?userId={outsider.id}", headers=admin_headers).json
+    assert filtered["auditLogs"] == [] and filtered["pagination"]["total"] == 0
