@@ -47,7 +47,8 @@ class RedisServer:
         self.process = subprocess.Popen(
             [str(binary), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
              "--protected-mode", "yes", "--loglevel", "warning", *persistence],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)  # Ctrl-C reaches web and worker first; Redis is stopped after them
         deadline = time.monotonic() + timeout
         while not port_open(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
