@@ -85,6 +85,15 @@ HTTP_MESSAGES = {
 }
 
 
+# Pages speak to people, not to API clients.
+PAGE_MESSAGES = {
+    404: "There is no page at this address.",
+    405: "This page cannot be used that way.",
+    413: "What you sent is too large.",
+    429: "That was a lot of tries in a short time. Wait a minute, then try again.",
+}
+
+
 def wants_api(path: str | None = None) -> bool:
     """Whether a response for this path takes the JSON envelope."""
     return (path or request.path).startswith("/api/")
@@ -147,7 +156,7 @@ def handle_http_exception(error: HTTPException):
     """Render werkzeug's HTTP errors (routing, 405, 413, 415, webargs 422, limiter 429)."""
     status = error.code or 500
     if not wants_api():
-        return render_page_error(status, HTTP_MESSAGES.get(status, error.description))
+        return render_page_error(status, PAGE_MESSAGES.get(status) or error.description)
     data = getattr(error, "data", None) or {}
     if status == 422 and "messages" in data:
         items = validation_list(data["messages"])

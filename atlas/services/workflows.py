@@ -53,11 +53,12 @@ def list_workflows(org_id: str, *, status=None, category=None, search=None, tags
 
 
 def list_filters(org_id: str) -> dict:
-    """The organization's categories, tags and statuses in use, for filter pickers."""
+    """Categories and tags of the organization's workflows that are not archived, and the statuses in use."""
+    live = (Workflow.organization_id == org_id, Workflow.status != WorkflowStatus.ARCHIVED)
     categories = db.session.scalars(select(Workflow.category).distinct().where(
-        Workflow.organization_id == org_id, Workflow.category.is_not(None)).order_by(Workflow.category))
-    tags = db.session.scalars(select(WorkflowTag.tag).distinct().where(
-        WorkflowTag.organization_id == org_id).order_by(WorkflowTag.tag))
+        *live, Workflow.category.is_not(None)).order_by(Workflow.category))
+    tags = db.session.scalars(select(WorkflowTag.tag).distinct().join(Workflow, Workflow.id == WorkflowTag.workflow_id)
+                              .where(*live).order_by(WorkflowTag.tag))
     present = set(db.session.scalars(select(Workflow.status).distinct().where(Workflow.organization_id == org_id)))
     return {"categories": list(categories), "tags": list(tags),
             "statuses": [s.value for s in WorkflowStatus if s.value in present]}

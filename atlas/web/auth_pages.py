@@ -4,6 +4,7 @@ from urllib.parse import urlparse
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
 from atlas.errors import AtlasError
+from atlas.extensions import limiter
 from atlas.services import auth
 from atlas.web.session import start_session
 
@@ -11,13 +12,24 @@ bp = Blueprint("auth_pages", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after sign-in."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlparse(target).netloc:
+    """Only same-site paths are followed after sign-in.
+
+    Browsers read a backslash as a slash and drop tabs and newlines inside a URL, so a next of slash-backslash-host
+    or slash-tab-slash-host leaves the site as surely as //host does: those go to the workflows list instead.
+    """
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(ch) < 32 or ord(ch) == 127 for ch in target) and not urlparse(target).netloc):
         return target
     return url_for("workflow_pages.index")
 
 
+def _auth_limit() -> str:
+    """The API's sign-in limit (per client address) guards the forms too, or they would be the way around it."""
+    return current_app.config["RATELIMIT_AUTH"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_auth_limit, methods=["POST"])
 def login():
     """The sign-in form."""
     error = None
@@ -35,6 +47,7 @@ def login():
 
 
 @bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(_auth_limit, methods=["POST"])
 def signup():
     """A new gym creates its account and organization."""
     if not current_app.config["ATLAS_ALLOW_SIGNUP"]:

@@ -1,7 +1,8 @@
 """Staff sessions in the browser: the signed-in user and the organization they are working in."""
 from functools import wraps
+from urllib.parse import urlsplit
 
-from flask import g, redirect, request, session, url_for
+from flask import g, make_response, redirect, request, session, url_for
 
 from atlas.extensions import db
 from atlas.models import User
@@ -30,12 +31,31 @@ def load_session() -> bool:
 
 
 def login_required(view):
-    """Pages need a signed-in member; others go to the login page and come back after."""
+    """Pages need a signed-in member; others go to the login page and come back after.
+
+    An htmx request is told to navigate with HX-Redirect: following a plain redirect would swap the whole login
+    page into the fragment's target.
+    """
 
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not load_session():
-            return redirect(url_for("auth_pages.login", next=request.full_path.rstrip("?")))
+            login = url_for("auth_pages.login", next=_return_path())
+            if request.headers.get("HX-Request"):
+                response = make_response("", 401)
+                response.headers["HX-Redirect"] = login
+                return response
+            return redirect(login)
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def _return_path() -> str:
+    """Where to come back to after signing in: the page itself, or for htmx the page the browser shows."""
+    current = request.headers.get("HX-Current-URL") if request.headers.get("HX-Request") else None
+    if current:
+        parsed = urlsplit(current)
+        if parsed.netloc == request.host:
+            return parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    return request.full_path.rstrip("?")

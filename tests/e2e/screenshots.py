@@ -1,0 +1,65 @@
+"""Screenshots of the pages as a person sees them: `python -m tests.e2e.screenshots [DIR] [--all]`.
+
+Without --all it refreshes docs/screenshots/workflows-{1280,768}.png (the demo gym's list); with --all it also takes
+login, sign-up, the empty list and the new-workflow form at both widths. Runs its own server, like the e2e tests.
+"""
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, DEMO_PASSWORD, ROOT, running_atlas
+
+WIDTHS = {1280: 800, 768: 1024}
+
+
+def main(argv: list[str]) -> int:
+    """Start Atlas, seed the demo gym, and save the screenshots."""
+    out = Path(next((a for a in argv if not a.startswith("--")), ROOT / "docs" / "screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="atlas-shots-") as instance, running_atlas(Path(instance)) as server:
+        server.flask("atlas", "seed-demo")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for width, height in WIDTHS.items():
+                context = browser.new_context(base_url=server.base_url, viewport={"width": width, "height": height})
+                if "--all" in argv:
+                    _new_gym_pages(context.new_page(), out, width)
+                    context.clear_cookies()
+                _demo_list(context.new_page(), out, width)
+                context.close()
+            browser.close()
+    print(f"screenshots in {out}")
+    return 0
+
+
+def _demo_list(page, out: Path, width: int) -> None:
+    """The demo gym's populated workflows list."""
+    page.goto("/login")
+    page.fill("#email", "demo@atlas.example")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#workflow-results tbody tr")
+    page.screenshot(path=out / f"workflows-{width}.png", full_page=True)
+
+
+def _new_gym_pages(page, out: Path, width: int) -> None:
+    """Login, sign-up, the empty list and the new-workflow form of a gym that signs up now."""
+    page.goto("/login")
+    page.screenshot(path=out / f"login-{width}.png", full_page=True)
+    page.goto("/signup")
+    page.screenshot(path=out / f"signup-{width}.png", full_page=True)
+    page.fill("#organization_name", f"Screenshot Gym {width}")
+    page.fill("#name", "Pat Manager")
+    page.fill("#email", f"pat{width}@example.com")
+    page.fill("#password", "a-long-password")
+    page.click("main button[type=submit]")
+    page.wait_for_selector(".empty-state")
+    page.screenshot(path=out / f"workflows-empty-{width}.png", full_page=True)
+    page.goto("/workflows/new")
+    page.screenshot(path=out / f"new-workflow-{width}.png", full_page=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
