@@ -7,7 +7,7 @@ from bench import api_crud
 
 
 def main() -> int:
-    results = {"api_crud": api_crud.run()}
+    results = {f"api_crud_{db}": api_crud.run(db) for db in ("sqlite", "postgres")}
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2))

@@ -51,9 +51,9 @@ def _load(calls: list, deadline: float) -> tuple[list[float], float, int]:
     return [o[0] for o in outcomes], wall, sum(1 for o in outcomes if not o[1])
 
 
-def run() -> dict:
+def run(database: str = "sqlite") -> dict:
     """Create CREATES workflows, then list them LISTS times with varied filters."""
-    with running_app() as base:
+    with running_app(database) as base:
         headers = _sign_up(base)
         deadline = time.monotonic() + TIME_LIMIT_S
         nodes = [{"id": f"n{i}", "type": "wait", "name": f"Step {i}", "config": {}} for i in range(6)]
@@ -69,7 +69,7 @@ def run() -> dict:
                  for i in range(LISTS)]
         list_lat, list_wall, list_fail = _load(lists, deadline)
     return {
-        "concurrency": CONCURRENCY, "server": "gunicorn gthread, 2 workers x 8 threads, SQLite (WAL)",
+        "concurrency": CONCURRENCY, "database": database, "server": "gunicorn gthread, 2 workers x 8 threads",
         "create": {"requests": len(create_lat), "failures": create_fail,
                    "per_second": round(len(create_lat) / create_wall, 1), **_percentiles(create_lat)},
         "list": {"requests": len(list_lat), "failures": list_fail,

@@ -17,12 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def running_app(workers: int = 2, threads: int = 8):
-    """Yield the base URL of a freshly started app; everything is stopped afterwards."""
+def running_app(database: str = "sqlite", workers: int = 2, threads: int = 8):
+    """Yield the base URL of a freshly started app on SQLite or PostgreSQL; everything is stopped afterwards."""
     instance = Path(tempfile.mkdtemp(prefix="atlas-bench-"))
     redis = RedisServer(instance / "redis", persist=False).start()
     env = {**os.environ, "ATLAS_ENV": "development", "ATLAS_INSTANCE_DIR": str(instance), "REDIS_URL": redis.url,
            "ATLAS_RATELIMIT_ENABLED": "false"}
+    postgres = None
+    if database == "postgres":
+        from tests.support.postgres import PostgresServer
+
+        postgres = PostgresServer().start()
+        env["DATABASE_URL"] = postgres.url()
     port = free_port()
     web = None
     try:
@@ -37,6 +43,8 @@ def running_app(workers: int = 2, threads: int = 8):
     finally:
         stop_process(web)
         redis.stop()
+        if postgres is not None:
+            postgres.stop()
 
 
 def _wait_until_up(base: str, timeout: float = 30.0) -> None:

@@ -23,6 +23,7 @@ def fresh_database_url(request, tmp_path):
 
 # SQLite's reflection cannot read the expression index on lower(name); the assertion below still sees the rest.
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_upgrade_matches_models_and_downgrade_empties(fresh_database_url, redis_server):
     app = make_app(fresh_database_url, redis_server.url)
     with app.app_context():
