@@ -19,11 +19,18 @@ def create_app(config_class: type[Config] | str = "development", **overrides) ->
 
 def _init_secrets(app: Flask) -> None:
     """Development generates missing secrets under instance/; other environments must be given them."""
+    from cryptography.fernet import Fernet
+
     for key, filename in (("SECRET_KEY", "secret-key"), ("ATLAS_ENCRYPTION_KEY", "encryption-key")):
         if not app.config.get(key):
             if not app.config.get("GENERATE_MISSING_SECRETS"):
                 raise RuntimeError(f"{key} must be set in the environment")
             app.config[key] = instance_secret(filename)
+    try:
+        Fernet(app.config["ATLAS_ENCRYPTION_KEY"])
+    except ValueError:
+        raise RuntimeError("ATLAS_ENCRYPTION_KEY must be a Fernet key: 32 url-safe base64-encoded bytes "
+                           "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')")
 
 
 def _init_extensions(app: Flask) -> None:

@@ -1,4 +1,5 @@
 """Unbound extension singletons; create_app binds them. Imports no Atlas module."""
+from flask import current_app, g, request
 from flask_caching import Cache
 from flask_compress import Compress
 from flask_limiter import Limiter
@@ -6,6 +7,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from htmx_flask import Htmx
+from redis import Redis
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -21,16 +23,12 @@ class RedisHolder:
 
     def init_app(self, app) -> None:
         """Create the client; connections open lazily on first command."""
-        from redis import Redis
-
         self.client = Redis.from_url(app.config["REDIS_URL"])
         app.extensions["atlas_redis"] = self
 
 
 def _limiter_key() -> str:
     """Rate-limit bucket: the organization when authenticated, else the client address."""
-    from flask import g, request
-
     org = getattr(g, "organization", None)
     return f"org:{org.id}" if org is not None else f"ip:{request.remote_addr}"
 
@@ -40,23 +38,17 @@ def _endpoint_limit() -> str:
 
     Read per request from the serving app's config, because one limiter object serves every app in the process.
     """
-    from flask import current_app, request
-
     view = current_app.view_functions.get(request.endpoint or "")
     return current_app.config[getattr(getattr(view, "view_class", view), "rate_limit", "RATELIMIT_DEFAULT")]
 
 
 def _limiter_scope() -> str:
     """The bucket per endpoint; unknown /api paths share one, so that a 404 is limited and has the headers too."""
-    from flask import request
-
     return request.endpoint or "unrouted"
 
 
 def _limiter_exempt() -> bool:
     """Default limits apply to the JSON API only, not to pages, static files or the API docs."""
-    from flask import request
-
     return not request.path.startswith("/api/") or (request.blueprint or "").startswith("api-docs")
 
 

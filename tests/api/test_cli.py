@@ -117,3 +117,34 @@ def test_the_commands_are_on_the_wsgi_app(tmp_path):
 
     for command in ("create-org", "create-user", "issue-token"):
         assert f"  {command} " in result.stdout
+
+
+def test_seed_demo_creates_the_demo_gym_once_with_the_configured_password(atlas, app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "ATLAS_DEMO_PASSWORD", "demo-password-from-env")
+
+    first = atlas("seed-demo")
+    second = atlas("seed-demo")
+
+    assert first.exit_code == 0 and first.output.strip() == "demo login: demo@atlas.example / demo-password-from-env"
+    assert second.output == first.output
+    gyms = db.session.scalars(select(Organization).where(Organization.name == "Atlas Demo Gym")).all()
+    assert len(gyms) == 1
+    token = client.post("/api/v2/auth/token", json={"email": "demo@atlas.example",
+                                                    "password": "demo-password-from-env"}).json["accessToken"]
+    listed = client.get("/api/v2/workflows?sortBy=name&sortOrder=asc",
+                        headers={"Authorization": f"Bearer {token}", "X-Organization-ID": gyms[0].id}).json
+    assert [w["name"] for w in listed["workflows"]] == [
+        "Membership renewal reminder", "Missed class win-back", "New lead welcome"]
+
+
+def test_seed_demo_generates_a_password_once_and_keeps_it(atlas, app, tmp_path, monkeypatch):
+    from atlas.services import demo
+
+    monkeypatch.setattr(demo, "INSTANCE_DIR", tmp_path)
+    monkeypatch.setitem(app.config, "ATLAS_DEMO_PASSWORD", None)
+
+    first, second = atlas("seed-demo").output, atlas("seed-demo").output
+
+    password = (tmp_path / "demo-password.txt").read_text()
+    assert len(password) >= 12 and first == second == f"demo login: demo@atlas.example / {password}\n"
+    assert auth.authenticate("demo@atlas.example", password).email == "demo@atlas.example"
