@@ -1,10 +1,13 @@
 """The workflow definition (workflowData): nodes joined by edges, parsed from JSON."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
+# Ids appear in templates as steps.<id>.output, so they are identifiers.
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class DefinitionError(ValueError):
@@ -23,6 +26,7 @@ class Node:
     type: str
     name: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    position: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ class WorkflowDefinition:
         """The JSON form, as stored and returned by the API."""
         return {
             "schemaVersion": self.schema_version,
-            "nodes": [{"id": n.id, "type": n.type, "name": n.name, "config": n.config} for n in self.nodes],
+            "nodes": [{"id": n.id, "type": n.type, "name": n.name, "config": n.config,
+                       **({"position": n.position} if n.position else {})} for n in self.nodes],
             "edges": [{"source": e.source, "target": e.target, **({"branch": e.branch} if e.branch else {})}
                       for e in self.edges],
         }
@@ -93,8 +98,9 @@ def _parse_node(index: int, raw: Any, issues: list[dict]) -> Node | None:
         issues.append(_issue("INVALID_NODE", f"{where} must be an object."))
         return None
     node_id, node_type = raw.get("id"), raw.get("type")
-    if not isinstance(node_id, str) or not node_id.strip():
-        issues.append(_issue("INVALID_NODE", f"{where}.id must be a non-empty string."))
+    if not isinstance(node_id, str) or not NODE_ID.match(node_id):
+        issues.append(_issue("INVALID_NODE", f"{where}.id must be letters, digits and underscores, starting with a "
+                                             "letter or underscore, at most 64 characters (it is used as steps.<id>)."))
         return None
     if not isinstance(node_type, str) or not node_type.strip():
         issues.append(_issue("INVALID_NODE", f"{where}.type must be a non-empty string.", node_id))
@@ -103,7 +109,12 @@ def _parse_node(index: int, raw: Any, issues: list[dict]) -> Node | None:
     if not isinstance(config, dict):
         issues.append(_issue("INVALID_NODE", f"{where}.config must be an object.", node_id))
         return None
-    return Node(id=node_id, type=node_type, name=str(raw.get("name") or ""), config=config)
+    position = raw.get("position")
+    if position is not None and not (isinstance(position, dict) and set(position) == {"x", "y"} and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in position.values())):
+        issues.append(_issue("INVALID_NODE", f"{where}.position must be {{x, y}} numbers.", node_id))
+        return None
+    return Node(id=node_id, type=node_type, name=str(raw.get("name") or ""), config=config, position=position)
 
 
 def _parse_edge(index: int, raw: Any, issues: list[dict]) -> Edge | None:

@@ -120,7 +120,8 @@ def test_malformed_workflow_data_lists_every_problem_at_once(create):
     assert error["message"].startswith("workflowData is malformed: ")
     assert [(i["code"], i["message"]) for i in response.json["validation"]] == [
         ("UNSUPPORTED_SCHEMA_VERSION", "schemaVersion 9 is not supported; use 1."),
-        ("INVALID_NODE", "nodes[1].id must be a non-empty string."),
+        ("INVALID_NODE", "nodes[1].id must be letters, digits and underscores, starting with a letter or underscore, "
+                         "at most 64 characters (it is used as steps.<id>)."),
         ("INVALID_EDGE", "edges[1] must be an object with string source and target."),
         ("DUPLICATE_NODE_ID", "Node id 'a' is used more than once."),
         ("UNKNOWN_NODE", "An edge's target names unknown node 'ghost'."),

@@ -31,6 +31,12 @@ def test_parses_nodes_and_edges():
     assert definition.schema_version == SCHEMA_VERSION == 1
 
 
+def test_positions_are_kept_when_given():
+    data = {"schemaVersion": 1, "nodes": [{"id": "a", "type": "wait", "name": "", "config": {},
+                                           "position": {"x": 10, "y": 20.5}}], "edges": []}
+    assert WorkflowDefinition.from_dict(data).to_dict() == data
+
+
 def test_round_trips_through_to_dict():
     definition = WorkflowDefinition.from_dict(DATA)
 
@@ -63,15 +69,22 @@ def test_must_be_an_object(data):
     assert problems(data) == [("NOT_AN_OBJECT", "workflowData must be a JSON object.", None)]
 
 
+ID_RULE = ("nodes[0].id must be letters, digits and underscores, starting with a letter or underscore, at most 64 characters (it is used as steps.<id>).")
+
+
 @pytest.mark.parametrize("data, expected", [
     ({"schemaVersion": 2}, ("UNSUPPORTED_SCHEMA_VERSION", "schemaVersion 2 is not supported; use 1.", None)),
     ({"schemaVersion": "1"}, ("UNSUPPORTED_SCHEMA_VERSION", "schemaVersion '1' is not supported; use 1.", None)),
     ({"nodes": {"a": {}}}, ("NOT_A_LIST", "workflowData.nodes must be a list.", None)),
     ({"edges": "a->b"}, ("NOT_A_LIST", "workflowData.edges must be a list.", None)),
     ({"nodes": ["a"]}, ("INVALID_NODE", "nodes[0] must be an object.", None)),
-    ({"nodes": [{"type": "wait"}]}, ("INVALID_NODE", "nodes[0].id must be a non-empty string.", None)),
-    ({"nodes": [{"id": "  ", "type": "wait"}]}, ("INVALID_NODE", "nodes[0].id must be a non-empty string.", None)),
-    ({"nodes": [{"id": 1, "type": "wait"}]}, ("INVALID_NODE", "nodes[0].id must be a non-empty string.", None)),
+    ({"nodes": [{"type": "wait"}]}, ("INVALID_NODE", ID_RULE, None)),
+    ({"nodes": [{"id": "  ", "type": "wait"}]}, ("INVALID_NODE", ID_RULE, None)),
+    ({"nodes": [{"id": 1, "type": "wait"}]}, ("INVALID_NODE", ID_RULE, None)),
+    ({"nodes": [{"id": "send-sms", "type": "wait"}]}, ("INVALID_NODE", ID_RULE, None)),
+    ({"nodes": [{"id": "1st", "type": "wait"}]}, ("INVALID_NODE", ID_RULE, None)),
+    ({"nodes": [{"id": "a", "type": "wait", "position": {"x": 1}}]},
+     ("INVALID_NODE", "nodes[0].position must be {x, y} numbers.", "a")),
     ({"nodes": [{"id": "a"}]}, ("INVALID_NODE", "nodes[0].type must be a non-empty string.", "a")),
     ({"nodes": [{"id": "a", "type": "wait", "config": []}]},
      ("INVALID_NODE", "nodes[0].config must be an object.", "a")),
