@@ -37,8 +37,9 @@ def headers(user: User, org: Organization | None = None) -> dict:
 
 
 def definition(*node_ids: str) -> dict:
-    """A straight-line workflowData with these node ids."""
-    nodes = [{"id": n, "type": "wait", "name": n, "config": {}} for n in node_ids]
+    """A valid straight-line workflowData with these node ids (each sets a variable)."""
+    nodes = [{"id": n, "type": "set_variable", "name": n, "config": {"name": f"v_{n}", "value": n}}
+             for n in node_ids]
     edges = [{"source": a, "target": b} for a, b in zip(node_ids, node_ids[1:])]
     return {"schemaVersion": 1, "nodes": nodes, "edges": edges}
 

@@ -15,15 +15,26 @@ MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 UNSTORABLE = "The request contains a NUL character or an unpaired surrogate, which Atlas cannot store."
 
 
-def access(level: str = ORG, role: str | None = None):
-    """Class decorator: who may call a MethodView (default: organization members; mutations need staff)."""
+def access(level: str = ORG, role: str | None = None, safe: tuple[str, ...] = ()):
+    """Class decorator: who may call a MethodView (default: organization members; mutations need staff).
+
+    `safe` names methods that change nothing despite their verb (POST .../validate): any member may call them
+    and they leave no audit entry.
+    """
 
     def mark(view_class):
         view_class.atlas_access = level
         view_class.atlas_role = role
+        view_class.atlas_safe = frozenset(safe)
         return view_class
 
     return mark
+
+
+def is_mutation(view_class=None) -> bool:
+    """Whether this request can change something."""
+    view_class = view_class or _view_class()
+    return request.method in MUTATING and request.method not in getattr(view_class, "atlas_safe", ())
 
 
 def _view_class():
@@ -114,7 +125,7 @@ def _required_role(view_class) -> str | None:
         explicit = explicit.get(request.method)
     if explicit:
         return explicit
-    return "staff" if request.method in MUTATING else None
+    return "staff" if is_mutation(view_class) else None
 
 
 def authenticate_request() -> None:
@@ -157,7 +168,7 @@ def _authenticate(view_class) -> None:
 
 def audit_mutation(response):
     """after_request: every authenticated mutating API call leaves an audit entry."""
-    if request.method in MUTATING and request.path.startswith("/api/") and getattr(g, "organization", None):
+    if request.path.startswith("/api/") and getattr(g, "organization", None) and is_mutation():
         action = getattr(g, "audit_action", None) or f"{request.method} {request.url_rule}"
         target_type, target_id = getattr(g, "audit_target", (None, None))
         if response.status_code >= 400:

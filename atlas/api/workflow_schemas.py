@@ -80,6 +80,9 @@ class ValidationResult(CamelSchema):
     code = fields.String()
     message = fields.String()
     node_id = fields.String(allow_none=True)
+    path = fields.String(metadata={"description": "Where in the node's config, e.g. config.duration.unit"})
+    branch = fields.String()
+    reference = fields.String(metadata={"description": "The data path that does not resolve"})
 
 
 class PerformanceEstimate(CamelSchema):
@@ -142,6 +145,19 @@ class WorkflowDetailsResponse(CamelSchema):
     analytics = fields.Nested(AnalyticsSummary)
     recent_executions = fields.List(fields.Dict())
     performance = fields.Nested(PerformanceMetrics)
+
+
+class ValidateWorkflowRequest(CamelSchema):
+    workflow_data = fields.Dict(metadata={"description": "A candidate definition; the saved one when absent."})
+    test_data = fields.Dict(metadata={"description": "Accepted for the seed's shape; test runs use POST .../test."})
+
+
+class ValidateWorkflowResponse(CamelSchema):
+    is_valid = fields.Boolean()
+    errors = fields.List(fields.Nested(ValidationResult))
+    warnings = fields.List(fields.Nested(ValidationResult))
+    suggestions = fields.List(fields.Nested(ValidationResult))
+    estimated_performance = fields.Nested(PerformanceEstimate)
 
 
 class ArchivedWorkflow(CamelSchema):

@@ -4,6 +4,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from atlas.api import workflow_schemas as s
+from atlas.api.context import ORG, access
 from atlas.services import workflows as service
 
 blp = Blueprint("workflows", __name__, url_prefix="/api/v2/workflows", description="Workflows CRUD")
@@ -57,3 +58,13 @@ class WorkflowById(MethodView):
                     "previous_status": previous, "archived_at": workflow.archived_at}
         return {"success": True, "archived_workflow": archived,
                 "affected_executions": service.executions_in_flight(workflow)}
+
+
+@blp.route("/<workflow_id>/validate")
+@access(ORG, safe=("POST",))
+class ValidateWorkflow(MethodView):
+    @blp.arguments(s.ValidateWorkflowRequest)
+    @blp.response(200, s.ValidateWorkflowResponse)
+    def post(self, body, workflow_id):
+        """Validate the saved definition, or a candidate one, without saving"""
+        return service.validate_workflow(g.organization.id, workflow_id, body.get("workflow_data"))

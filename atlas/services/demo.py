@@ -11,18 +11,26 @@ from atlas.services import auth, workflows
 DEMO_ORG = "Atlas Demo Gym"
 DEMO_EMAIL = "demo@atlas.example"
 
-# Three small drafts so that a newcomer sees a populated list; the engine issue gives them real steps.
+# Three drafts so that a newcomer sees a populated list. Their messaging steps (send_sms, send_email, create_task)
+# are registered by the actions issue; until then those steps show as unknown types in validation.
+TEN_MINUTES = {"amount": 10, "unit": "minutes"}
+BOOKED = {"field": "contact.has_booking", "operator": "equals", "value": True}
 SAMPLE_WORKFLOWS = [
     {"name": "New lead welcome", "category": "Lead nurture", "tags": ["leads", "sms"], "trigger_type": "lead_created",
      "description": "Text a new lead within minutes, then email them if they have not booked a trial class.",
-     "nodes": [("welcome_sms", "send_sms", "Welcome text"), ("wait", "wait", "Wait 10 minutes"),
-               ("booked", "if_else", "Booked a trial?")]},
+     "nodes": [("welcome_sms", "send_sms", "Welcome text", {}), ("wait", "wait", "Wait 10 minutes",
+                                                                  {"duration": TEN_MINUTES}),
+               ("booked", "if_else", "Booked a trial?", {"condition": BOOKED}), ("done", "end", "Booked", {}),
+               ("follow_up", "send_email", "Trial offer email", {})],
+     "edges": [("welcome_sms", "wait"), ("wait", "booked"), ("booked", "done", "true"),
+               ("booked", "follow_up", "false")]},
     {"name": "Missed class win-back", "category": "Retention", "tags": ["members", "retention"],
      "trigger_type": "class_missed", "description": "Check in on a member who missed a booked class.",
-     "nodes": [("checkin_email", "send_email", "We missed you"), ("task", "create_task", "Call the member")]},
+     "nodes": [("checkin_email", "send_email", "We missed you", {}), ("task", "create_task", "Call the member", {})],
+     "edges": [("checkin_email", "task")]},
     {"name": "Membership renewal reminder", "category": "Billing", "tags": ["members", "billing"],
      "trigger_type": "membership_expiring", "description": "Remind members a week before their plan expires.",
-     "nodes": [("reminder", "send_email", "Renewal reminder")]},
+     "nodes": [("reminder", "send_email", "Renewal reminder", {})], "edges": []},
 ]
 
 
@@ -64,8 +72,8 @@ def seed(configured_password: str | None = None) -> dict:
 
 
 def _workflow_body(sample: dict) -> dict:
-    nodes = [{"id": i, "type": t, "name": n, "config": {}} for i, t, n in sample["nodes"]]
-    edges = [{"source": a["id"], "target": b["id"]} for a, b in zip(nodes, nodes[1:])]
+    nodes = [{"id": i, "type": t, "name": n, "config": c} for i, t, n, c in sample["nodes"]]
+    edges = [{"source": e[0], "target": e[1], **({"branch": e[2]} if len(e) > 2 else {})} for e in sample["edges"]]
     return {"name": sample["name"], "description": sample["description"], "category": sample["category"],
             "tags": sample["tags"], "trigger_type": sample["trigger_type"],
             "workflow_data": {"schemaVersion": 1, "nodes": nodes, "edges": edges}}

@@ -80,18 +80,28 @@ def workflow_details(org_id: str, workflow_id: str) -> dict:
             "recent_executions": [], "performance": performance}
 
 
-def check_definition(data) -> tuple[WorkflowDefinition, list[dict]]:
+def validate_workflow(org_id: str, workflow_id: str, workflow_data: dict | None = None) -> dict:
+    """Validate the workflow's own definition, or a candidate one, without saving anything."""
+    workflow = get_workflow(org_id, workflow_id)
+    definition, issues = check_definition(workflow.workflow_data if workflow_data is None else workflow_data,
+                                          workflow.trigger_type)
+    by = {severity: [i for i in issues if i["severity"] == severity] for severity in ("error", "warning", "suggestion")}
+    return {"is_valid": not by["error"], "errors": by["error"], "warnings": by["warning"],
+            "suggestions": by["suggestion"], "estimated_performance": estimate_performance(definition)}
+
+
+def check_definition(data, trigger_type: str | None) -> tuple[WorkflowDefinition, list[dict]]:
     """Parse and validate workflowData; a malformed document raises INVALID_WORKFLOW_DATA."""
     try:
         definition = WorkflowDefinition.from_dict(data)
     except DefinitionError as exc:
         raise InvalidWorkflowData(f"workflowData is malformed: {exc}", validation=exc.issues)
-    return definition, validate(definition)
+    return definition, validate(definition, trigger_type=trigger_type)
 
 
 def create_workflow(org_id: str, user_id: str | None, data: dict) -> SaveResult:
     """Create a workflow (draft unless asked active, and only active when it has no errors)."""
-    definition, issues = check_definition(data["workflow_data"])
+    definition, issues = check_definition(data["workflow_data"], data["trigger_type"])
     _ensure_activatable(data.get("status"), issues)
     _ensure_name_free(org_id, data["name"])
     workflow = Workflow(
@@ -110,7 +120,8 @@ def create_workflow(org_id: str, user_id: str | None, data: dict) -> SaveResult:
 def update_workflow(org_id: str, user_id: str | None, workflow_id: str, changes: dict) -> SaveResult:
     """Apply a partial update; an edited live definition becomes a new version."""
     workflow = get_workflow(org_id, workflow_id)
-    definition, issues = check_definition(changes.get("workflow_data", workflow.workflow_data))
+    definition, issues = check_definition(changes.get("workflow_data", workflow.workflow_data),
+                                          changes.get("trigger_type", workflow.trigger_type))
     new_status = changes.get("status", workflow.status)
     if new_status != workflow.status or "workflow_data" in changes:
         _ensure_activatable(new_status, issues)

@@ -23,7 +23,8 @@ def mutating_routes(app):
         if not rule.rule.startswith("/api/v2/") or getattr(getattr(view, "view_class", view), "atlas_access",
                                                             "org") != "org":
             continue
-        for method in sorted(rule.methods & {"POST", "PUT", "PATCH", "DELETE"}):
+        safe = getattr(getattr(view, "view_class", view), "atlas_safe", ())
+        for method in sorted(rule.methods & {"POST", "PUT", "PATCH", "DELETE"} - set(safe)):
             yield method, re.sub(r"<[^>]+>", "{id}", rule.rule)
 
 

@@ -14,7 +14,7 @@ def test_token_me_create_and_list(client, org, staff):
     created = client.post("/api/v2/workflows", headers=auth, json=factories.workflow_body(name="Welcome"))
     assert created.status_code == 201, created.json
     assert created.json["workflow"]["name"] == "Welcome"
-    assert created.json["estimatedPerformance"]["basis"] == "none"
+    assert created.json["estimatedPerformance"]["basis"] == "defaults"
 
     listed = client.get("/api/v2/workflows", headers=auth)
     assert [w["name"] for w in listed.json["workflows"]] == ["Welcome"]

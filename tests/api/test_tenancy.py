@@ -32,7 +32,8 @@ def test_the_id_routes_are_the_ones_this_file_knows(app):
     """A new endpoint that takes an id is covered by the test below; this fails to make someone look at it."""
     assert set(routes_with_an_id(app)) == {("GET", "/api/v2/workflows/<workflow_id>"),
                                            ("PUT", "/api/v2/workflows/<workflow_id>"),
-                                           ("DELETE", "/api/v2/workflows/<workflow_id>")}
+                                           ("DELETE", "/api/v2/workflows/<workflow_id>"),
+                                           ("POST", "/api/v2/workflows/<workflow_id>/validate")}
 
 
 def test_every_id_route_answers_another_organization_s_id_exactly_as_a_missing_one(

@@ -10,6 +10,7 @@ from atlas.services import workflows
 from tests import factories
 from tests.api.helpers import assert_error, validation
 
+TEN_MINUTES = {"amount": 10, "unit": "minutes"}
 WORKFLOW_KEYS = {"id", "organizationId", "name", "description", "category", "status", "tags", "triggerType",
                  "triggerConfig", "settings", "workflowData", "version", "stepCount", "usageCount", "lastRunAt",
                  "templateId", "createdBy", "createdAt", "updatedAt", "archivedAt"}
@@ -46,7 +47,8 @@ def test_create_returns_the_workflow_its_validation_and_a_truthful_estimate(crea
     response = create(name="  New lead welcome ", description="Text new leads", category="Lead nurture",
                       tags=["sms", "leads", "sms", " leads "], triggerConfig={"source": "web"},
                       settings={"timezone": "Europe/London"},
-                      workflowData={"nodes": [{"id": "a", "type": "send_sms"}, {"id": "b", "type": "wait"}],
+                      workflowData={"nodes": [{"id": "a", "type": "wait", "config": {"duration": TEN_MINUTES}},
+                                              {"id": "b", "type": "end"}],
                                     "edges": [{"source": "a", "target": "b"}]})
 
     assert response.status_code == 201, response.json
@@ -62,15 +64,15 @@ def test_create_returns_the_workflow_its_validation_and_a_truthful_estimate(crea
     assert workflow["settings"] == {"timezone": "Europe/London"}
     assert workflow["workflowData"] == {  # normalised: schemaVersion, names and configs filled in
         "schemaVersion": 1,
-        "nodes": [{"id": "a", "type": "send_sms", "name": "", "config": {}},
-                  {"id": "b", "type": "wait", "name": "", "config": {}}],
+        "nodes": [{"id": "a", "type": "wait", "name": "", "config": {"duration": TEN_MINUTES}},
+                  {"id": "b", "type": "end", "name": "", "config": {}}],
         "edges": [{"source": "a", "target": "b"}]}
     assert workflow["lastRunAt"] is None and workflow["archivedAt"] is None
     assert datetime.fromisoformat(workflow["createdAt"]).tzinfo is not None
     assert response.json["validationResults"] == []
     estimate = response.json["estimatedPerformance"]
-    assert (estimate["basis"], estimate["stepCount"], estimate["estimatedDurationMs"]) == ("none", 2, None)
-    assert "No execution history yet" in estimate["note"]
+    assert (estimate["basis"], estimate["stepCount"], estimate["estimatedDurationMs"]) == ("defaults", 2, 2.0)
+    assert estimate["note"].startswith("No runs measured yet: from Atlas's stated defaults")
 
 
 def test_defaults_for_optional_fields(create):
@@ -91,19 +93,21 @@ def test_an_empty_workflow_is_saved_with_a_warning(create):
 
 def test_a_draft_with_graph_errors_is_saved_and_lists_them_on_their_nodes(create):
     data = factories.definition("a", "b")
-    data["nodes"].append({"id": "orphan", "type": "wait"})
-    data["edges"].append({"source": "orphan", "target": "orphan"})
+    data["nodes"].append({"id": "orphan", "type": "end"})
+    data["nodes"].append({"id": "ghost", "type": "teleport"})
+    data["edges"].append({"source": "a", "target": "ghost"})
 
     response = create(workflowData=data)
 
     assert response.status_code == 201 and response.json["workflow"]["status"] == "draft"
     assert [(i["severity"], i["code"], i["nodeId"]) for i in response.json["validationResults"]] == [
-        ("error", "UNREACHABLE_NODE", "orphan")]
+        ("error", "UNKNOWN_STEP_TYPE", "ghost"), ("error", "ENTRY_NOT_UNIQUE", "a"),
+        ("error", "MULTIPLE_EXITS", "a")]
 
 
 def test_a_workflow_with_errors_cannot_be_created_active(create, client, staff_headers):
-    response = create(status="active", workflowData={"nodes": [{"id": "a", "type": "wait"},
-                                                               {"id": "b", "type": "wait"}]})
+    response = create(status="active", workflowData={"nodes": [{"id": "a", "type": "end"},
+                                                               {"id": "b", "type": "end"}]})
 
     error = assert_error(response, 422, "INVALID_WORKFLOW_DATA")
     assert error["message"].startswith("The workflow has errors, so it cannot be activated")
