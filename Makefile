@@ -36,7 +36,7 @@ test-sqlite: $(DEV)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-postgres: $(DEV)
-	$(PY) -m pytest -q -p no:cacheprovider --db=postgres -m "not e2e" tests/api tests/web tests/test_migrations.py
+	$(PY) -m pytest -q -p no:cacheprovider --db=postgres -m "not e2e" tests/api tests/services tests/web tests/test_migrations.py
 
 bench: $(DEV)
 	$(PY) -m bench

@@ -66,6 +66,9 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
 
     ATLAS_QUEUES = ("atlas-high", "atlas-default", "atlas-low")
+    ATLAS_JOB_TIMEOUT = int(os.environ.get("ATLAS_JOB_TIMEOUT", 120))  # seconds one slice of a run may take
+    ATLAS_MAX_QUEUE_DEPTH = int(os.environ.get("ATLAS_MAX_QUEUE_DEPTH", 50000))  # past it: 503 QUEUE_FULL
+    ATLAS_RECONCILE_SECONDS = float(os.environ.get("ATLAS_RECONCILE_SECONDS", 5))
 
 
 class DevelopmentConfig(Config):

@@ -3,7 +3,7 @@
 advance() runs steps from the run's current node until the run waits, finishes, fails or must retry later, and
 returns what happened (an Outcome with one StepRecord per attempt). It touches no database or queue: the caller
 persists the records and the new state, and schedules the resume. Before a step with side effects it calls
-`checkpoint(records)` so the caller can persist what ran so far; such a step gets an idempotency key made of
+`checkpoint(records, state)` so the caller can persist what ran so far; such a step gets an idempotency key made of
 execution, node and attempt, so a run replayed after a crash repeats no message a provider already took.
 """
 from __future__ import annotations
@@ -103,7 +103,7 @@ def utcnow() -> datetime:
 
 def advance(definition: WorkflowDefinition, state: RunState, *, trigger: Mapping, contact: Mapping,
             clock: Callable[[], datetime] = utcnow, execution_id: str = "", test_mode: bool = False,
-            checkpoint: Callable[[list], None] | None = None, rng: random.Random | None = None) -> Outcome:
+            checkpoint: Callable[[list, RunState], None] | None = None, rng: random.Random | None = None) -> Outcome:
     """Run steps from state.current until the run waits, ends, fails, or must retry later."""
     graph, nodes = Graph(definition), {n.id: n for n in definition.nodes}
     state = replace(state, variables=dict(state.variables), outputs=dict(state.outputs), path=list(state.path),
@@ -119,7 +119,7 @@ def advance(definition: WorkflowDefinition, state: RunState, *, trigger: Mapping
         node = nodes[state.current]
         step_type = steps.get(node.type)
         if step_type.side_effects and checkpoint and records:
-            checkpoint(records)
+            checkpoint(records, state)
         attempt = state.attempts.get(node.id, 0) + 1
         ctx = StepContext(node_id=node.id, config=node.config, data=_data(trigger, contact, state), now=clock(),
                           execution_id=execution_id, attempt=attempt, test_mode=test_mode,

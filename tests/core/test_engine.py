@@ -173,8 +173,9 @@ def test_retries_stop_at_the_policy_and_the_run_fails_with_the_reason(flaky):
 
 def test_the_caller_persists_what_ran_before_a_side_effect(flaky):
     saved = []
-    run(sender(failures=0), checkpoint=lambda records: saved.append([r.node_id for r in records]))
-    assert saved == [["prep"]]
+    run(sender(failures=0), checkpoint=lambda records, state: saved.append(([r.node_id for r in records],
+                                                                            state.current, dict(state.variables))))
+    assert saved == [(["prep"], "send", {"x": 1})]
 
 
 def test_a_template_error_fails_the_run_at_once_with_a_clear_reason():

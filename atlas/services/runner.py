@@ -1,0 +1,173 @@
+"""Running executions: claim, advance with the engine, persist, schedule; the reconciler; events for waiting runs.
+
+The database is the source of truth. A worker claims a run with a conditional UPDATE (so two deliveries of the same
+job run it once), holds a lease while it works, and commits the steps and the new state in one short transaction.
+Whatever Redis loses, reconcile() finds in the database and delivers again.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_, insert, or_, select, update
+
+from atlas.core import engine
+from atlas.core.definition import WorkflowDefinition
+from atlas.core.engine import Outcome, RunState
+from atlas.extensions import db
+from atlas.models import Execution, ExecutionStatus, ExecutionStep, Workflow, WorkflowVersion
+from atlas.models.base import utcnow
+from atlas.services import queue
+
+_DEFINITIONS: OrderedDict = OrderedDict()  # (workflow id, version) -> parsed definition; versions are immutable
+_CACHE_SIZE = 512
+
+
+def definition_of(execution: Execution) -> WorkflowDefinition:
+    """The definition the run executes: its own copy (test runs of drafts) or its published version."""
+    if execution.definition is not None:
+        return WorkflowDefinition.from_dict(execution.definition)
+    key = (execution.workflow_id, execution.version)
+    if key not in _DEFINITIONS:
+        data = db.session.scalar(select(WorkflowVersion.workflow_data).where(
+            WorkflowVersion.workflow_id == execution.workflow_id, WorkflowVersion.version == execution.version))
+        _DEFINITIONS[key] = WorkflowDefinition.from_dict(data)
+        if len(_DEFINITIONS) > _CACHE_SIZE:
+            _DEFINITIONS.popitem(last=False)
+    return _DEFINITIONS[key]
+
+
+def deliver(execution: Execution, at=None) -> None:
+    """Enqueue a committed execution under a fresh deterministic job id."""
+    execution.enqueue_count += 1
+    execution.job_id = f"run-{execution.id}-{execution.enqueue_count}"
+    db.session.commit()
+    queue.enqueue_run(execution.id, execution.priority, execution.job_id, at=at)
+
+
+def _claim(execution_id: str, worker: str) -> bool:
+    """Take the run if it is queued, due after a wait, or running on an expired lease; False otherwise."""
+    now = utcnow()
+    lease = now + timedelta(seconds=current_app.config["ATLAS_JOB_TIMEOUT"] + 30)
+    result = db.session.execute(update(Execution).where(Execution.id == execution_id, _runnable(now)).values(
+        status=ExecutionStatus.RUNNING, lease_until=lease, worker=worker[:120]))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _runnable(now):
+    """Runs a worker may take now."""
+    return or_(Execution.status == ExecutionStatus.QUEUED,
+               and_(Execution.status == ExecutionStatus.WAITING, Execution.resume_at <= now),
+               and_(Execution.status == ExecutionStatus.RUNNING, Execution.lease_until < now))
+
+
+def reconcile(limit: int = 500) -> int:
+    """Deliver again every run that should be with a worker but whose job Redis does not hold; safe in parallel.
+
+    Queued runs whose job is gone, runs whose worker died (lease expired) and waits that are due: a Redis restart
+    with an empty dataset, or a worker killed mid-run, loses nothing. Returns how many were delivered.
+    """
+    grace = utcnow() - timedelta(seconds=current_app.config["ATLAS_RECONCILE_SECONDS"])
+    candidates = db.session.scalars(select(Execution).where(_runnable(grace), or_(
+        Execution.status != ExecutionStatus.QUEUED, Execution.created_at < grace)).limit(limit)).all()
+    delivered = 0
+    for execution in candidates:
+        orphaned = execution.status == ExecutionStatus.RUNNING  # its worker died: Redis still says "started"
+        if not orphaned and execution.job_id and queue.job_pending(execution.job_id):
+            continue
+        deliver(execution)
+        delivered += 1
+    db.session.commit()
+    return delivered
+
+
+def run_execution(execution_id: str, worker: str = "") -> str | None:
+    """Advance one run as far as it goes now; returns its new status, or None if it was not ours to run."""
+    if not _claim(execution_id, worker):
+        return None
+    execution = db.session.get(Execution, execution_id)
+    execution.started_at = execution.started_at or utcnow()
+    definition = definition_of(execution)
+    state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
+    if state.waiting:
+        state = engine.resume(definition, state)
+    saved: list[int] = [0]
+
+    def checkpoint(records, current_state):
+        _save_steps(execution, records[saved[0]:])
+        saved[0] = len(records)
+        execution.state = current_state.to_dict()
+        execution.lease_until = utcnow() + timedelta(seconds=current_app.config["ATLAS_JOB_TIMEOUT"] + 30)
+        db.session.commit()
+
+    outcome = engine.advance(definition, state, trigger=execution.trigger_data, contact=execution.contact,
+                             execution_id=execution.id, test_mode=execution.test_mode, checkpoint=checkpoint)
+    _save_steps(execution, outcome.records[saved[0]:])
+    status = _save_outcome(execution, outcome)
+    if status == ExecutionStatus.WAITING and outcome.resume_at is not None:
+        deliver(execution, at=outcome.resume_at)
+    return status
+
+
+def _save_steps(execution: Execution, records: list) -> None:
+    """Insert step rows in one statement, and a log line for each."""
+    if not records:
+        return
+    db.session.execute(insert(ExecutionStep), [{
+        "organization_id": execution.organization_id, "execution_id": execution.id, "node_id": r.node_id,
+        "step_type": r.step_type, "attempt": r.attempt, "status": r.status, "input": r.input, "output": r.output,
+        "branch": r.branch, "error": r.error, "error_code": r.error_code, "started_at": r.started_at,
+        "finished_at": r.finished_at, "duration_ms": r.duration_ms} for r in records])
+    execution.logs = [*execution.logs, *({"at": r.finished_at.isoformat(), "level": _level(r), "nodeId": r.node_id,
+                                          "message": _log_message(r)} for r in records)]
+
+
+def _level(record) -> str:
+    return {"failed": "error", "retrying": "warning"}.get(record.status, "info")
+
+
+def _log_message(record) -> str:
+    if record.error:
+        return f"{record.node_id} ({record.step_type}) attempt {record.attempt} {record.status}: {record.error}"
+    branch = f" -> {record.branch}" if record.branch else ""
+    return f"{record.node_id} ({record.step_type}) {record.status}{branch} in {record.duration_ms:.1f} ms"
+
+
+def _save_outcome(execution: Execution, outcome: Outcome) -> str:
+    """Write the run's new status and state; a cancellation that came in meanwhile wins."""
+    now = utcnow()
+    current = db.session.scalar(select(Execution.status).where(Execution.id == execution.id).with_for_update())
+    execution.state, execution.current_node = outcome.state.to_dict(), outcome.state.current
+    execution.lease_until, execution.worker = None, None
+    if current == ExecutionStatus.CANCELLED:
+        db.session.commit()
+        return ExecutionStatus.CANCELLED
+    execution.resume_at, execution.wait_event, execution.correlation_key = outcome.resume_at, None, None
+    if outcome.status in ("completed", "failed"):
+        execution.status = ExecutionStatus(outcome.status)
+        execution.finished_at = now
+        execution.duration_ms = (now - execution.started_at).total_seconds() * 1000
+        execution.error, execution.error_code, execution.failed_node = outcome.error, outcome.error_code, \
+            outcome.failed_node
+        if not execution.test_mode:
+            _count_run(execution.workflow_id, now)
+    else:  # waiting for time or an event, or retrying a step later
+        execution.status = ExecutionStatus.WAITING
+        execution.error, execution.error_code = outcome.error, outcome.error_code
+        if outcome.wait_event:
+            execution.wait_event = outcome.wait_event
+            execution.correlation_key = correlation_key(outcome.wait_event, execution.contact_id)
+    db.session.commit()
+    return execution.status
+
+
+def _count_run(workflow_id: str, now) -> None:
+    db.session.execute(update(Workflow).where(Workflow.id == workflow_id).values(
+        usage_count=Workflow.usage_count + 1, last_run_at=now))
+
+
+def correlation_key(event: str, contact_id: str | None) -> str | None:
+    """What an awaited event is matched on: its type and the run's contact."""
+    return f"{event}:{contact_id}" if contact_id else None

@@ -1,0 +1,139 @@
+"""Runs through the real queue: commit, enqueue on Redis, a real RQ SimpleWorker, persisted steps."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from atlas.extensions import db, redis_holder
+from atlas.models import Execution, ExecutionStep
+from atlas.models.base import utcnow
+from atlas.services import executions, runner
+from jobs.worker import run_worker
+from tests import factories
+
+TEN_MINUTES = {"amount": 10, "unit": "minutes"}
+
+
+def nurture(booked_check=True) -> dict:
+    nodes = [{"id": "greet", "type": "set_variable", "config": {"name": "greeting", "value": "Hi {{ contact.name }}"}},
+             {"id": "pause", "type": "wait", "config": {"duration": TEN_MINUTES}},
+             {"id": "booked", "type": "if_else", "config": {"condition": {
+                 "field": "trigger.booked", "operator": "equals", "value": True}}},
+             {"id": "yes", "type": "end", "config": {}},
+             {"id": "no", "type": "set_variable", "config": {"name": "nudge", "value": "{{ vars.greeting }}!"}}]
+    edges = [{"source": "greet", "target": "pause"}, {"source": "pause", "target": "booked"},
+             {"source": "booked", "target": "yes", "branch": "true"}, {"source": "booked", "target": "no",
+                                                                      "branch": "false"}]
+    return {"schemaVersion": 1, "nodes": nodes, "edges": edges}
+
+
+@pytest.fixture
+def workflow(org, staff):
+    return factories.make_workflow(org, staff, name="Nurture", status="active", workflow_data=nurture())
+
+
+def work():
+    """A real worker drains the queues; the test's own transaction ends first (SQLite has one writer)."""
+    db.session.commit()
+    run_worker(burst=True)
+    db.session.expire_all()
+
+
+def start(org, workflow, **kwargs):
+    kwargs.setdefault("trigger_data", {"booked": False})
+    kwargs.setdefault("input_data", {"contact": {"id": "c-1", "name": "Sarah"}})
+    execution, created = executions.start_execution(org.id, None, workflow.id, **kwargs)
+    return execution
+
+
+def steps_of(execution):
+    return [(s.node_id, s.status) for s in db.session.scalars(
+        select(ExecutionStep).where(ExecutionStep.execution_id == execution.id).order_by(ExecutionStep.started_at))]
+
+
+def test_a_run_is_committed_queued_then_a_real_worker_runs_it_to_its_wait(org, workflow):
+    execution = start(org, workflow)
+    assert execution.status == "queued" and execution.job_id == f"run-{execution.id}-1"
+    assert redis_holder.client.exists(f"rq:job:{execution.job_id}")
+
+    work()
+
+    db.session.expire_all()
+    execution = db.session.get(Execution, execution.id)
+    assert execution.status == "waiting" and execution.current_node == "pause"
+    assert execution.resume_at - execution.started_at > timedelta(minutes=9)
+    assert steps_of(execution) == [("greet", "completed"), ("pause", "waiting")]
+
+
+def test_a_due_wait_resumes_and_the_run_completes_along_its_branch(org, workflow):
+    execution = start(org, workflow)
+    work()
+    db.session.execute(update(Execution).where(Execution.id == execution.id).values(
+        resume_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+
+    assert runner.run_execution(execution.id) == "completed"
+
+    db.session.expire_all()
+    execution = db.session.get(Execution, execution.id)
+    assert steps_of(execution)[-2:] == [("booked", "completed"), ("no", "completed")]
+    assert execution.state["variables"] == {"greeting": "Hi Sarah", "nudge": "Hi Sarah!"}
+    assert execution.finished_at and execution.duration_ms > 0 and execution.error is None
+    assert workflow.usage_count == 1 and workflow.last_run_at is not None
+
+
+def test_a_run_is_claimed_once_even_when_delivered_twice(org, workflow):
+    execution = start(org, workflow)
+    assert runner.run_execution(execution.id) == "waiting"
+    assert runner.run_execution(execution.id) is None  # not due: nothing ran twice
+    assert steps_of(execution) == [("greet", "completed"), ("pause", "waiting")]
+
+
+def test_the_reconciler_delivers_what_redis_lost(org, workflow, app):
+    execution = start(org, workflow)
+    redis_holder.client.flushdb()  # Redis restarted with an empty dataset
+    db.session.execute(update(Execution).where(Execution.id == execution.id).values(
+        created_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+
+    assert runner.reconcile() == 1
+    assert runner.reconcile() == 0  # its job is back in Redis: not delivered twice
+    work()
+    db.session.expire_all()
+    assert db.session.get(Execution, execution.id).status == "waiting"
+
+
+def test_an_idempotency_key_returns_the_first_run(org, workflow):
+    first = start(org, workflow, idempotency_key="abc")
+    again, created = executions.start_execution(org.id, None, workflow.id, trigger_data={}, input_data={},
+                                                idempotency_key="abc")
+    assert again.id == first.id and created is False
+
+
+def test_an_event_resumes_a_run_waiting_for_it(org, staff):
+    data = {"nodes": [{"id": "await", "type": "wait_for_event", "config": {
+        "event": "class_booked", "timeout": {"amount": 3, "unit": "days"}}},
+        {"id": "thanks", "type": "set_variable", "config": {"name": "cls", "value": "{{ steps.await.output.received.name }}"}},
+        {"id": "bye", "type": "end", "config": {}}],
+        "edges": [{"source": "await", "target": "thanks", "branch": "event"},
+                  {"source": "await", "target": "bye", "branch": "timeout"}]}
+    workflow = factories.make_workflow(org, staff, name="Win-back", status="active", workflow_data=data)
+    execution = start(org, workflow)
+    work()
+
+    assert executions.deliver_event(org.id, "class_booked", "someone-else", {}) == []
+    assert executions.deliver_event(org.id, "class_booked", "c-1", {"name": "Spin"}) == [execution.id]
+    work()
+
+    db.session.expire_all()
+    execution = db.session.get(Execution, execution.id)
+    assert execution.status == "completed" and execution.state["variables"] == {"cls": "Spin"}
+
+
+def test_cancel_stops_a_waiting_run_and_refuses_a_finished_one(org, workflow):
+    execution = start(org, workflow)
+    work()
+    cancelled = executions.cancel_execution(org.id, workflow.id, execution.id)
+    assert cancelled.status == "cancelled" and cancelled.resume_at is None
+    with pytest.raises(executions.Conflict):
+        executions.cancel_execution(org.id, workflow.id, execution.id)
