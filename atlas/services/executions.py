@@ -88,7 +88,8 @@ def cancel_execution(org_id: str, workflow_id: str, execution_id: str) -> Execut
 
 
 def get_execution(org_id: str, workflow_id: str, execution_id: str) -> Execution:
-    """A run of this workflow of the organization."""
+    """A run of this workflow of the organization (WORKFLOW_NOT_FOUND first, then EXECUTION_NOT_FOUND)."""
+    get_workflow(org_id, workflow_id)
     execution = db.session.scalar(scoped(Execution, org_id).where(
         Execution.id == execution_id, Execution.workflow_id == workflow_id))
     if execution is None:
@@ -174,11 +175,12 @@ def deliver_event(org_id: str, event: str, contact_id: str, payload: dict) -> li
     return resumed
 
 
-def estimate_for(workflow) -> dict:
-    """The estimate returned by execute: from measured step timings of this workflow's runs when there are any."""
+def estimate_for(workflow_id: str, org_id: str) -> float | None:
+    """Active milliseconds a run of this workflow takes: measured step timings where there are any, else defaults."""
+    workflow = get_workflow(org_id, workflow_id)
     history = dict(db.session.execute(select(ExecutionStep.step_type, func.avg(ExecutionStep.duration_ms))
                                       .join(Execution, Execution.id == ExecutionStep.execution_id)
                                       .where(Execution.workflow_id == workflow.id)
                                       .group_by(ExecutionStep.step_type)).all())
     definition, _ = check_definition(workflow.workflow_data, workflow.trigger_type)
-    return estimate_performance(definition, history)
+    return estimate_performance(definition, history)["estimated_duration_ms"]

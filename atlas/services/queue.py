@@ -52,6 +52,17 @@ def job_pending(job_id: str) -> bool:
                                              JobStatus.DEFERRED)
 
 
+def position(priority: int) -> int | None:
+    """How many jobs wait ahead in the queue this priority maps to (None if Redis cannot say)."""
+    try:
+        return queue(queue_name(priority)).count
+    except RedisError:
+        return None
+
+
 def depth() -> int:
-    """Jobs waiting in every Atlas queue."""
-    return sum(queue(name).count for name in current_app.config["ATLAS_QUEUES"])
+    """Jobs waiting in every Atlas queue; 0 when Redis cannot say (the run is kept and the reconciler delivers it)."""
+    try:
+        return sum(queue(name).count for name in current_app.config["ATLAS_QUEUES"])
+    except RedisError:
+        return 0

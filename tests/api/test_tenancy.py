@@ -33,7 +33,12 @@ def test_the_id_routes_are_the_ones_this_file_knows(app):
     assert set(routes_with_an_id(app)) == {("GET", "/api/v2/workflows/<workflow_id>"),
                                            ("PUT", "/api/v2/workflows/<workflow_id>"),
                                            ("DELETE", "/api/v2/workflows/<workflow_id>"),
-                                           ("POST", "/api/v2/workflows/<workflow_id>/validate")}
+                                           ("POST", "/api/v2/workflows/<workflow_id>/validate"),
+                                           ("POST", "/api/v2/workflows/<workflow_id>/execute"),
+                                           ("GET", "/api/v2/workflows/<workflow_id>/executions"),
+                                           ("GET", "/api/v2/workflows/<workflow_id>/executions/<execution_id>"),
+                                           ("POST",
+                                            "/api/v2/workflows/<workflow_id>/executions/<execution_id>/cancel")}
 
 
 def test_every_id_route_answers_another_organization_s_id_exactly_as_a_missing_one(
