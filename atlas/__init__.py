@@ -1,4 +1,6 @@
 """The Atlas app factory: configuration, extensions, blueprints. Nothing happens at import time."""
+import importlib
+
 from flask import Flask
 
 from atlas.config import CONFIGS, Config, instance_secret
@@ -12,6 +14,7 @@ def create_app(config_class: type[Config] | str = "development", **overrides) ->
     app.config.from_object(config_class)
     app.config.update(overrides)
     _init_secrets(app)
+    _init_step_modules(app)
     _init_extensions(app)
     _init_surfaces(app)
     return app
@@ -31,6 +34,13 @@ def _init_secrets(app: Flask) -> None:
     except ValueError:
         raise RuntimeError("ATLAS_ENCRYPTION_KEY must be a Fernet key: 32 url-safe base64-encoded bytes "
                            "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')")
+
+
+def _init_step_modules(app: Flask) -> None:
+    """Import the modules ATLAS_STEP_MODULES names so that their step types register; a wrong name fails here."""
+    for name in app.config["ATLAS_STEP_MODULES"].split(","):
+        if name.strip():
+            importlib.import_module(name.strip())
 
 
 def _init_extensions(app: Flask) -> None:

@@ -69,6 +69,10 @@ class Config:
     ATLAS_JOB_TIMEOUT = int(os.environ.get("ATLAS_JOB_TIMEOUT", 120))  # seconds one slice of a run may take
     ATLAS_MAX_QUEUE_DEPTH = int(os.environ.get("ATLAS_MAX_QUEUE_DEPTH", 50000))  # past it: 503 QUEUE_FULL
     ATLAS_RECONCILE_SECONDS = float(os.environ.get("ATLAS_RECONCILE_SECONDS", 5))
+    # A worker's lease on a run: the job timeout plus this grace (for clock skew); then another worker takes over.
+    ATLAS_LEASE_GRACE_SECONDS = float(os.environ.get("ATLAS_LEASE_GRACE_SECONDS", 30))
+    # Comma-separated modules imported at start so that the step types they register can be used (a gym's own steps).
+    ATLAS_STEP_MODULES = os.environ.get("ATLAS_STEP_MODULES", "")
 
 
 class DevelopmentConfig(Config):

@@ -1,11 +1,14 @@
 """Fixtures: a real Redis, a real database (SQLite, or PostgreSQL with --db=postgres) and the app."""
+import importlib
 import os
+import sys
 
 import pytest
 from sqlalchemy import text
 
 from atlas import create_app
 from atlas.config import TestingConfig
+from atlas.core import steps
 from atlas.devserver import RedisServer
 from atlas.extensions import db, redis_holder
 from tests import factories
@@ -93,3 +96,16 @@ def staff(org):
 @pytest.fixture
 def staff_headers(staff, org):
     return factories.headers(staff, org)
+
+
+@pytest.fixture
+def step_registry(monkeypatch):
+    """A copy of the step registry for one test: step types the test registers are gone afterwards."""
+    monkeypatch.setattr(steps, "_REGISTRY", dict(steps._REGISTRY))
+    monkeypatch.delitem(sys.modules, "tests.support.slow_steps", raising=False)  # so that importing registers again
+
+
+@pytest.fixture
+def sleep_step(step_registry):
+    """The test-only `test_sleep` step type, registered in this process (workers load it via ATLAS_STEP_MODULES)."""
+    return importlib.import_module("tests.support.slow_steps")

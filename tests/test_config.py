@@ -33,3 +33,19 @@ def test_development_generates_missing_secrets_once_under_the_instance_folder(tm
     second = create_app("development", SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY=None, ATLAS_ENCRYPTION_KEY=None)
     assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"] == (tmp_path / "secret-key").read_text()
     assert (tmp_path / "encryption-key").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_step_modules_the_config_names_register_their_step_types_at_start(step_registry):
+    from atlas.core import steps
+
+    with pytest.raises(steps.UnknownStepType):
+        steps.get("test_sleep")
+    create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="sqlite://", ATLAS_STEP_MODULES=" tests.support.slow_steps, ")
+    create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="sqlite://", ATLAS_STEP_MODULES="tests.support.slow_steps")
+
+    assert steps.get("test_sleep").side_effects  # registered once, however many apps name it
+
+
+def test_a_step_module_that_cannot_be_imported_stops_the_app_at_start(step_registry):
+    with pytest.raises(ModuleNotFoundError, match="gym_steps_that_do_not_exist"):
+        create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="sqlite://", ATLAS_STEP_MODULES="gym_steps_that_do_not_exist")

@@ -173,8 +173,8 @@ def audit_mutation(response):
         target_type, target_id = getattr(g, "audit_target", (None, None))
         if response.status_code >= 400:
             db.session.rollback()
-        if target_id is None and request.view_args:
-            sent = str(next(iter(request.view_args.values())))
+        if target_id is None and request.view_args:  # the URL's most specific id (an execution's, not its workflow's)
+            sent = str(list(request.view_args.values())[-1])
             target_id = sent[:64] if _storable(sent) else None  # the client's text: cut to the column, no NUL
         audit.record(action, organization_id=g.organization.id, user_id=g.user.id, target_type=target_type,
                      target_id=target_id, status_code=response.status_code, request_id=g.request_id,

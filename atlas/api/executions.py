@@ -25,12 +25,13 @@ class Execute(MethodView):
     @blp.response(202, s.ExecuteWorkflowResponse)
     def post(self, body, workflow_id):
         """Start a run (Idempotency-Key makes a repeated request return the first answer)"""
+        g.audit_action = "workflow.execute"  # a refused run is recorded under its name too
         execution, _ = service.start_execution(g.organization.id, g.user.id, workflow_id,
                                                idempotency_key=_idempotency_key(), **body)
-        g.audit_action, g.audit_target = "workflow.execute", ("execution", execution.id)
+        g.audit_target = ("execution", execution.id)
         estimate = service.estimate_for(execution.workflow_id, g.organization.id)
         return {"execution_id": execution.id, "status": "queued", "estimated_duration": estimate,
-                "queue_position": queue.position(execution.priority)}
+                "queue_position": queue.position(execution.priority, execution.job_id)}
 
 
 @blp.route("/<workflow_id>/executions")
@@ -56,5 +57,7 @@ class CancelExecution(MethodView):
     @blp.response(200, s.ExecutionSchema)
     def post(self, workflow_id, execution_id):
         """Cancel a run that has not finished"""
-        g.audit_action = "execution.cancel"
-        return service.cancel_execution(g.organization.id, workflow_id, execution_id)
+        g.audit_action = "execution.cancel"  # a refused cancel is recorded under its name too
+        execution = service.cancel_execution(g.organization.id, workflow_id, execution_id)
+        g.audit_target = ("execution", execution.id)
+        return execution

@@ -118,7 +118,7 @@ def advance(definition: WorkflowDefinition, state: RunState, *, trigger: Mapping
             return Outcome("completed", state, records)
         node = nodes[state.current]
         step_type = steps.get(node.type)
-        if step_type.side_effects and checkpoint and records:
+        if step_type.side_effects and checkpoint:  # even with nothing new to save: the caller may renew or stop
             checkpoint(records, state)
         attempt = state.attempts.get(node.id, 0) + 1
         ctx = StepContext(node_id=node.id, config=node.config, data=_data(trigger, contact, state), now=clock(),
@@ -128,6 +128,9 @@ def advance(definition: WorkflowDefinition, state: RunState, *, trigger: Mapping
             result = step_type.run(ctx)
         except (StepError, TemplateError, ConditionError) as exc:
             return _failure(node, step_type.key, step_type.retry, exc, ctx, clock(), state, records, rng)
+        except Exception as exc:  # a bug in a step (or the job's timeout): fail the run once, never replay it forever
+            crash = StepError(f"{type(exc).__name__}: {exc}", code="STEP_CRASHED")
+            return _failure(node, step_type.key, step_type.retry, crash, ctx, clock(), state, records, rng)
         outcome = _apply(graph, node, step_type.key, result, ctx, clock(), state, records)
         if outcome is not None:
             return outcome

@@ -35,7 +35,7 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
     """Commit a new run, then hand it to the workers. Returns (execution, created); a repeated key returns the first."""
     workflow = get_workflow(org_id, workflow_id)
     if idempotency_key:
-        earlier = db.session.scalar(scoped(Execution, org_id).where(Execution.idempotency_key == idempotency_key))
+        earlier = _run_with_key(org_id, workflow.id, idempotency_key)
         if earlier is not None:
             return earlier, False
     version, definition = _runnable_definition(workflow, test_mode)
@@ -52,10 +52,19 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
         db.session.commit()
     except IntegrityError:  # the same key, committed by a concurrent request
         db.session.rollback()
-        return db.session.scalar(scoped(Execution, org_id).where(Execution.idempotency_key == idempotency_key)), False
+        return _run_with_key(org_id, workflow_id, idempotency_key), False
     future = scheduled_at if scheduled_at and scheduled_at > utcnow() else None
     runner.deliver(execution, at=future)
     return execution, True
+
+
+def _run_with_key(org_id: str, workflow_id: str, key: str) -> Execution | None:
+    """The run an earlier request with this Idempotency-Key started; the key cannot answer for another workflow."""
+    earlier = db.session.scalar(scoped(Execution, org_id).where(Execution.idempotency_key == key))
+    if earlier is not None and earlier.workflow_id != workflow_id:
+        raise Conflict("This Idempotency-Key was already used to run another workflow; send a new key.",
+                       code="IDEMPOTENCY_KEY_REUSED")
+    return earlier
 
 
 def _runnable_definition(workflow, test_mode: bool) -> tuple[int, dict | None]:
@@ -99,7 +108,7 @@ def get_execution(org_id: str, workflow_id: str, execution_id: str) -> Execution
 
 def list_executions(org_id: str, workflow_id: str, *, status=None, start_date=None, end_date=None, page=1,
                     limit=20) -> tuple[list[Execution], dict, dict]:
-    """One page of the workflow's runs, newest first, and analytics over every run matching the filters."""
+    """One page of the workflow's runs, newest first; analytics over every run in the dates (whatever the status)."""
     get_workflow(org_id, workflow_id)
     query = scoped(Execution, org_id).where(Execution.workflow_id == workflow_id)
     if start_date:

@@ -42,22 +42,23 @@ def enqueue_run(execution_id: str, priority: int, job_id: str, at: datetime | No
     return True
 
 
-def job_pending(job_id: str) -> bool:
-    """Whether Redis still holds this job waiting to run (queued, scheduled or started)."""
+def job_pending(job_id: str, started: bool = True) -> bool:
+    """Whether Redis still holds this job waiting to run (queued, scheduled, deferred; and started if `started`)."""
     try:
         job = Job.fetch(job_id, connection=redis_holder.client)
     except (NoSuchJobError, RedisError):
         return False
-    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED,
-                                             JobStatus.DEFERRED)
+    waiting = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+    return job.get_status(refresh=False) in (waiting | {JobStatus.STARTED} if started else waiting)
 
 
-def position(priority: int) -> int | None:
-    """How many jobs wait ahead in the queue this priority maps to (None if Redis cannot say)."""
-    try:
-        return queue(queue_name(priority)).count
+def position(priority: int, job_id: str) -> int | None:
+    """The job's place in its priority's queue (1: next); None when it is not there (scheduled, run) or Redis is out."""
+    try:  # searched from the tail, where a new job is: no scan of a deep queue
+        index = redis_holder.client.lpos(queue(queue_name(priority)).key, job_id, rank=-1)
     except RedisError:
         return None
+    return None if index is None else index + 1
 
 
 def depth() -> int:

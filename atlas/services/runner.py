@@ -24,6 +24,14 @@ _DEFINITIONS: OrderedDict = OrderedDict()  # (workflow id, version) -> parsed de
 _CACHE_SIZE = 512
 
 
+class RunCancelled(Exception):
+    """Raised by a checkpoint when the run was cancelled meanwhile; carries what ran so far."""
+
+    def __init__(self, records: list, state: RunState):
+        super().__init__("the run was cancelled")
+        self.records, self.state = records, state
+
+
 def definition_of(execution: Execution) -> WorkflowDefinition:
     """The definition the run executes: its own copy (test runs of drafts) or its published version."""
     if execution.definition is not None:
@@ -47,18 +55,23 @@ def deliver(execution: Execution, at=None) -> None:
 
 
 def _claim(execution_id: str, worker: str) -> bool:
-    """Take the run if it is queued, due after a wait, or running on an expired lease; False otherwise."""
-    now = utcnow()
-    lease = now + timedelta(seconds=current_app.config["ATLAS_JOB_TIMEOUT"] + 30)
-    result = db.session.execute(update(Execution).where(Execution.id == execution_id, _runnable(now)).values(
-        status=ExecutionStatus.RUNNING, lease_until=lease, worker=worker[:120]))
+    """Take the run if it is queued (and due), due after a wait, or running on an expired lease; False otherwise."""
+    result = db.session.execute(update(Execution).where(Execution.id == execution_id, _runnable(utcnow())).values(
+        status=ExecutionStatus.RUNNING, lease_until=_lease_until(), worker=worker[:120]))
     db.session.commit()
     return result.rowcount == 1
 
 
+def _lease_until():
+    """How long a worker holds a run: past the job timeout (RQ stops the job by then), plus a grace for clock skew."""
+    config = current_app.config
+    return utcnow() + timedelta(seconds=config["ATLAS_JOB_TIMEOUT"] + config["ATLAS_LEASE_GRACE_SECONDS"])
+
+
 def _runnable(now):
     """Runs a worker may take now."""
-    return or_(Execution.status == ExecutionStatus.QUEUED,
+    return or_(and_(Execution.status == ExecutionStatus.QUEUED,
+                    or_(Execution.scheduled_at.is_(None), Execution.scheduled_at <= now)),
                and_(Execution.status == ExecutionStatus.WAITING, Execution.resume_at <= now),
                and_(Execution.status == ExecutionStatus.RUNNING, Execution.lease_until < now))
 
@@ -74,8 +87,9 @@ def reconcile(limit: int = 500) -> int:
         Execution.status != ExecutionStatus.QUEUED, Execution.created_at < grace)).limit(limit)).all()
     delivered = 0
     for execution in candidates:
-        orphaned = execution.status == ExecutionStatus.RUNNING  # its worker died: Redis still says "started"
-        if not orphaned and execution.job_id and queue.job_pending(execution.job_id):
+        # A run whose worker died is still running, and Redis says its job started: only a delivery waiting counts.
+        orphaned = execution.status == ExecutionStatus.RUNNING
+        if execution.job_id and queue.job_pending(execution.job_id, started=not orphaned):
             continue
         deliver(execution)
         delivered += 1
@@ -99,11 +113,17 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
         _save_steps(execution, records[saved[0]:])
         saved[0] = len(records)
         execution.state = current_state.to_dict()
-        execution.lease_until = utcnow() + timedelta(seconds=current_app.config["ATLAS_JOB_TIMEOUT"] + 30)
-        db.session.commit()
+        execution.lease_until = _lease_until()
+        cancelled = _status_for_update(execution.id) == ExecutionStatus.CANCELLED
+        db.session.commit()  # also ends the transaction: none stays open while a step with side effects runs
+        if cancelled:
+            raise RunCancelled(records, current_state)
 
-    outcome = engine.advance(definition, state, trigger=execution.trigger_data, contact=execution.contact,
-                             execution_id=execution.id, test_mode=execution.test_mode, checkpoint=checkpoint)
+    try:
+        outcome = engine.advance(definition, state, trigger=execution.trigger_data, contact=execution.contact,
+                                 execution_id=execution.id, test_mode=execution.test_mode, checkpoint=checkpoint)
+    except RunCancelled as stop:  # cancelled while it ran: no further step with side effects runs
+        outcome = Outcome(ExecutionStatus.CANCELLED, stop.state, stop.records)
     _save_steps(execution, outcome.records[saved[0]:])
     status = _save_outcome(execution, outcome)
     if status == ExecutionStatus.WAITING and outcome.resume_at is not None:
@@ -138,7 +158,7 @@ def _log_message(record) -> str:
 def _save_outcome(execution: Execution, outcome: Outcome) -> str:
     """Write the run's new status and state; a cancellation that came in meanwhile wins."""
     now = utcnow()
-    current = db.session.scalar(select(Execution.status).where(Execution.id == execution.id).with_for_update())
+    current = _status_for_update(execution.id)
     execution.state, execution.current_node = outcome.state.to_dict(), outcome.state.current
     execution.lease_until, execution.worker = None, None
     if current == ExecutionStatus.CANCELLED:
@@ -161,6 +181,11 @@ def _save_outcome(execution: Execution, outcome: Outcome) -> str:
             execution.correlation_key = correlation_key(outcome.wait_event, execution.contact_id)
     db.session.commit()
     return execution.status
+
+
+def _status_for_update(execution_id: str) -> str:
+    """The run's status as committed, its row locked until the commit (a cancellation cannot slip in between)."""
+    return db.session.scalar(select(Execution.status).where(Execution.id == execution_id).with_for_update())
 
 
 def _count_run(workflow_id: str, now) -> None:

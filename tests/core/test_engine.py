@@ -178,6 +178,27 @@ def test_the_caller_persists_what_ran_before_a_side_effect(flaky):
     assert saved == [(["prep"], "send", {"x": 1})]
 
 
+def test_a_checkpoint_comes_before_every_side_effect_even_the_first_of_a_run(flaky):
+    saved = []
+    run(flow([("send", "test_send", {"failures": 0})], ""),
+        checkpoint=lambda records, state: saved.append((list(records), state.current)))
+    assert saved == [([], "send")]  # nothing new to persist, but the caller can renew its lease, or stop
+
+
+def test_a_step_that_crashes_fails_the_run_once_with_the_reason_and_no_retry(monkeypatch):
+    def crash(ctx):
+        raise KeyError("phone")
+
+    step = StepType(key="test_crash", category="test", name="Crash", description="", icon="", config_schema={},
+                    output_schema={}, run=crash, side_effects=True, retry=RetryPolicy(max_attempts=3))
+    monkeypatch.setitem(steps._REGISTRY, "test_crash", step)
+
+    outcome = run(flow([("prep", "set_variable", setvar("x", 1)), ("boom", "test_crash", {})], "prep>boom"))
+
+    assert (outcome.status, outcome.error_code, outcome.failed_node) == ("failed", "STEP_CRASHED", "boom")
+    assert outcome.error == "Step 'boom' failed: KeyError: 'phone'" and outcome.records[-1].status == "failed"
+
+
 def test_a_template_error_fails_the_run_at_once_with_a_clear_reason():
     definition = flow([("bad", "set_variable", setvar("x", "{{ contact.nickname }}"))], "")
     outcome = run(definition)
