@@ -172,9 +172,9 @@ def deliver_event(org_id: str, event: str, contact_id: str, payload: dict) -> li
         state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
         goal = engine.goal_for_event(definition, event)
         if goal is not None and goal not in state.path:
-            state = engine.jump_to_goal(definition, state, goal, "event")
+            state = runner.abandon_wait(execution, definition, state, goal)
         elif execution.correlation_key == runner.correlation_key(event, contact_id) and state.waiting:
-            state = engine.resume(definition, state, branch="event", received=payload)
+            state = runner.end_wait(execution, definition, state, branch="event", received=payload)
         else:
             continue
         execution.state, execution.status = state.to_dict(), ExecutionStatus.QUEUED

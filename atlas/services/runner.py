@@ -106,7 +106,7 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
     definition = definition_of(execution)
     state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
     if state.waiting:
-        state = engine.resume(definition, state)
+        state = end_wait(execution, definition, state)
     saved: list[int] = [0]
 
     def checkpoint(records, current_state):
@@ -129,6 +129,31 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
     if status == ExecutionStatus.WAITING and outcome.resume_at is not None:
         deliver(execution, at=outcome.resume_at)
     return status
+
+
+def end_wait(execution: Execution, definition: WorkflowDefinition, state: RunState, *, branch: str | None = None,
+             received: dict | None = None) -> RunState:
+    """The wait is over: its step row is completed (with what arrived) and the run moves out along its branch."""
+    resumed = engine.resume(definition, state, branch=branch, received=received)
+    _close_wait(execution, state.current, "completed", branch or state.waiting_branch, resumed.outputs[state.current])
+    return resumed
+
+
+def abandon_wait(execution: Execution, definition: WorkflowDefinition, state: RunState, goal_id: str) -> RunState:
+    """A goal event pulls the run away from its wait: the wait's step row says it was skipped."""
+    if state.waiting:
+        _close_wait(execution, state.current, "skipped", None, state.outputs.get(state.current))
+    return engine.jump_to_goal(definition, state, goal_id, "event")
+
+
+def _close_wait(execution: Execution, node_id: str, status: str, branch: str | None, output: dict | None) -> None:
+    step = db.session.scalar(select(ExecutionStep).where(
+        ExecutionStep.execution_id == execution.id, ExecutionStep.node_id == node_id,
+        ExecutionStep.status == "waiting").order_by(ExecutionStep.attempt.desc()))
+    if step is not None:
+        now = utcnow()
+        step.status, step.branch, step.output, step.finished_at = status, branch, output, now
+        step.duration_ms = (now - step.started_at).total_seconds() * 1000
 
 
 def _save_steps(execution: Execution, records: list) -> None:

@@ -76,7 +76,10 @@ def test_a_due_wait_resumes_and_the_run_completes_along_its_branch(org, workflow
 
     db.session.expire_all()
     execution = db.session.get(Execution, execution.id)
-    assert steps_of(execution)[-2:] == [("booked", "completed"), ("no", "completed")]
+    assert steps_of(execution) == [("greet", "completed"), ("pause", "completed"), ("booked", "completed"),
+                                   ("no", "completed")]
+    pause = db.session.scalar(select(ExecutionStep).where(ExecutionStep.node_id == "pause"))
+    assert pause.finished_at > pause.started_at and pause.output["waitedUntil"]
     assert execution.state["variables"] == {"greeting": "Hi Sarah", "nudge": "Hi Sarah!"}
     assert execution.finished_at and execution.duration_ms > 0 and execution.error is None
     assert workflow.usage_count == 1 and workflow.last_run_at is not None
@@ -128,6 +131,9 @@ def test_an_event_resumes_a_run_waiting_for_it(org, staff):
     db.session.expire_all()
     execution = db.session.get(Execution, execution.id)
     assert execution.status == "completed" and execution.state["variables"] == {"cls": "Spin"}
+    assert steps_of(execution)[0] == ("await", "completed")
+    wait_row = db.session.scalar(select(ExecutionStep).where(ExecutionStep.node_id == "await"))
+    assert (wait_row.branch, wait_row.output["received"]) == ("event", {"name": "Spin"})
 
 
 def test_cancel_stops_a_waiting_run_and_refuses_a_finished_one(org, workflow):
@@ -137,3 +143,23 @@ def test_cancel_stops_a_waiting_run_and_refuses_a_finished_one(org, workflow):
     assert cancelled.status == "cancelled" and cancelled.resume_at is None
     with pytest.raises(executions.Conflict):
         executions.cancel_execution(org.id, workflow.id, execution.id)
+
+
+def test_a_goal_event_pulls_a_waiting_run_to_its_goal(org, staff):
+    data = {"nodes": [{"id": "pause", "type": "wait", "config": {"duration": {"amount": 2, "unit": "days"}}},
+                      {"id": "nudge", "type": "set_variable", "config": {"name": "nudged", "value": True}},
+                      {"id": "member", "type": "goal", "config": {"event": "membership_started"}},
+                      {"id": "celebrate", "type": "set_variable", "config": {"name": "celebrated", "value": True}}],
+            "edges": [{"source": "pause", "target": "nudge"}, {"source": "nudge", "target": "member"},
+                      {"source": "member", "target": "celebrate"}]}
+    workflow = factories.make_workflow(org, staff, name="Convert", status="active", workflow_data=data)
+    execution = start(org, workflow)
+    work()
+
+    assert executions.deliver_event(org.id, "membership_started", "c-1", {"plan": "Unlimited"}) == [execution.id]
+    work()
+
+    execution = db.session.get(Execution, execution.id)
+    assert execution.status == "completed" and execution.state["variables"] == {"celebrated": True}
+    assert execution.state["outputs"]["member"] == {"reached": True, "how": "event"}
+    assert steps_of(execution) == [("pause", "skipped"), ("celebrate", "completed")]
