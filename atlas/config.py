@@ -68,6 +68,8 @@ class Config:
     ATLAS_QUEUES = ("atlas-high", "atlas-default", "atlas-low")
     ATLAS_JOB_TIMEOUT = int(os.environ.get("ATLAS_JOB_TIMEOUT", 120))  # seconds one slice of a run may take
     ATLAS_MAX_QUEUE_DEPTH = int(os.environ.get("ATLAS_MAX_QUEUE_DEPTH", 50000))  # past it: 503 QUEUE_FULL
+    ATLAS_SSE_HEARTBEAT = float(os.environ.get("ATLAS_SSE_HEARTBEAT", 15))
+    ATLAS_SSE_MAX_SECONDS = float(os.environ.get("ATLAS_SSE_MAX_SECONDS", 600))
     ATLAS_RECONCILE_SECONDS = float(os.environ.get("ATLAS_RECONCILE_SECONDS", 5))
     # A worker's lease on a run: the job timeout plus this grace (for clock skew); then another worker takes over.
     ATLAS_LEASE_GRACE_SECONDS = float(os.environ.get("ATLAS_LEASE_GRACE_SECONDS", 30))

@@ -100,7 +100,7 @@ def main() -> int:
                                text=True).stdout.strip()
         children.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-             "--workers", "2", "--threads", "8", "--access-logfile", "-"], env=env))
+             "--workers", "2", "--threads", "32", "--access-logfile", "-"], env=env))
         children.append(subprocess.Popen(_flask("atlas", "worker"), env=env))
         print(f"\n  Atlas is running at http://127.0.0.1:{port}/\n  {login}\n  Ctrl-C stops everything.\n", flush=True)
         while all(child.poll() is None for child in children):

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 
-from flask import current_app, g, request
+from flask import current_app, g, request, session
 from werkzeug.exceptions import HTTPException
 
 from atlas.errors import AtlasError, InsufficientPermissions, Unauthenticated, ValidationFailed
 from atlas.extensions import db
 from atlas.services import audit, auth
 
-PUBLIC, USER, ORG = "public", "user", "org"
+PUBLIC, USER, ORG, STREAM = "public", "user", "org", "stream"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 UNSTORABLE = "The request contains a NUL character or an unpaired surrogate, which Atlas cannot store."
 
@@ -154,9 +154,11 @@ def raise_rejection() -> None:
 def _authenticate(view_class) -> None:
     """Token, membership and role as the view requires, then the body's shape."""
     level = getattr(view_class, "atlas_access", ORG)
+    if level == STREAM and _stream_credentials():
+        return
     if level != PUBLIC:
         g.user = auth.user_from_token(_bearer_token())
-        if level == ORG:
+        if level in (ORG, STREAM):
             _join_organization(g.user)
             role = _required_role(view_class)
             if role and not g.membership.allows(role):
@@ -164,6 +166,28 @@ def _authenticate(view_class) -> None:
                     f"This action needs the {role} role or higher; your role here is {g.membership.role}.")
     _check_url()
     _check_json_body()
+
+
+def _stream_credentials() -> bool:
+    """An EventSource cannot send headers: it brings a single-use ticket, or (pages) the session cookie."""
+    from atlas.realtime.stream import redeem_ticket
+
+    ticket = request.args.get("ticket")
+    if ticket:
+        grant = redeem_ticket(ticket)
+        if grant is None or grant["workflow"] != (request.view_args or {}).get("workflow_id"):
+            raise Unauthenticated("The stream ticket is unknown, used or expired; ask for a new one.",
+                                  code="INVALID_TICKET")
+        user_id, org_id = grant["user"], grant["organization"]
+    elif "user_id" in session and "Authorization" not in request.headers:
+        user_id, org_id = session["user_id"], session.get("org_id", "")
+    else:
+        return False
+    member = auth.membership(user_id, org_id)
+    if member is None:
+        raise Unauthenticated("The stream's credentials no longer name a member of the organization.")
+    g.user, g.membership, g.organization = member.user, member, member.organization
+    return True
 
 
 def audit_mutation(response):

@@ -7,6 +7,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from atlas import realtime
 from atlas.core import engine
 from atlas.core.engine import RunState
 from atlas.core.validation import estimate_performance, has_errors
@@ -93,6 +94,8 @@ def cancel_execution(org_id: str, workflow_id: str, execution_id: str) -> Execut
         raise Conflict(f"The execution already {execution.status}; there is nothing to cancel.",
                        code="EXECUTION_FINISHED")
     db.session.refresh(execution)
+    realtime.publish([(execution.workflow_id, "execution_cancelled", {"executionId": execution.id,
+                                                                      "status": execution.status})])
     return execution
 
 

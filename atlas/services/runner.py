@@ -12,6 +12,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import and_, insert, or_, select, update
 
+from atlas import realtime
 from atlas.core import engine
 from atlas.core.definition import WorkflowDefinition
 from atlas.core.engine import Outcome, RunState
@@ -102,6 +103,8 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
     if not _claim(execution_id, worker):
         return None
     execution = db.session.get(Execution, execution_id)
+    live = [_event(execution, "execution_started", version=execution.version, testMode=execution.test_mode)] \
+        if execution.started_at is None else []
     execution.started_at = execution.started_at or utcnow()
     definition = definition_of(execution)
     state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
@@ -111,11 +114,14 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
 
     def checkpoint(records, current_state):
         _save_steps(execution, records[saved[0]:])
+        live.extend(_step_event(execution, r) for r in records[saved[0]:])
         saved[0] = len(records)
         execution.state = current_state.to_dict()
         execution.lease_until = _lease_until()
         cancelled = _status_for_update(execution.id) == ExecutionStatus.CANCELLED
         db.session.commit()  # also ends the transaction: none stays open while a step with side effects runs
+        realtime.publish(live)
+        live.clear()
         if cancelled:
             raise RunCancelled(records, current_state)
 
@@ -125,10 +131,31 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
     except RunCancelled as stop:  # cancelled while it ran: no further step with side effects runs
         outcome = Outcome(ExecutionStatus.CANCELLED, stop.state, stop.records)
     _save_steps(execution, outcome.records[saved[0]:])
+    live.extend(_step_event(execution, r) for r in outcome.records[saved[0]:])
     status = _save_outcome(execution, outcome)
+    realtime.publish([*live, _outcome_event(execution)])
     if status == ExecutionStatus.WAITING and outcome.resume_at is not None:
         deliver(execution, at=outcome.resume_at)
     return status
+
+
+def _event(execution: Execution, name: str, **data) -> tuple[str, str, dict]:
+    """A live event about this run, for its workflow's stream."""
+    return execution.workflow_id, name, {"executionId": execution.id, **data}
+
+
+def _step_event(execution: Execution, record) -> tuple[str, str, dict]:
+    return _event(execution, "step_completed", nodeId=record.node_id, stepType=record.step_type,
+                  status=record.status, attempt=record.attempt, branch=record.branch, output=record.output,
+                  error=record.error, durationMs=round(record.duration_ms, 3))
+
+
+def _outcome_event(execution: Execution) -> tuple[str, str, dict]:
+    """execution_completed / _failed / _waiting / _cancelled, with what a page needs to show it."""
+    return _event(execution, f"execution_{execution.status}", status=execution.status,
+                  durationMs=execution.duration_ms, error=execution.error, errorCode=execution.error_code,
+                  failedNode=execution.failed_node, currentNode=execution.current_node,
+                  resumeAt=execution.resume_at.isoformat() if execution.resume_at else None)
 
 
 def end_wait(execution: Execution, definition: WorkflowDefinition, state: RunState, *, branch: str | None = None,
@@ -187,6 +214,7 @@ def _save_outcome(execution: Execution, outcome: Outcome) -> str:
     execution.state, execution.current_node = outcome.state.to_dict(), outcome.state.current
     execution.lease_until, execution.worker = None, None
     if current == ExecutionStatus.CANCELLED:
+        execution.status = ExecutionStatus.CANCELLED  # already so in the database; this copy was loaded before
         db.session.commit()
         return ExecutionStatus.CANCELLED
     execution.resume_at, execution.wait_event, execution.correlation_key = outcome.resume_at, None, None

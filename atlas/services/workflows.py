@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from atlas import realtime
 from atlas.core.definition import DefinitionError, WorkflowDefinition
 from atlas.core.validation import estimate_performance, has_errors, validate
 from atlas.errors import Conflict, InvalidWorkflowData, WorkflowNotFound, camelcase
@@ -132,6 +133,8 @@ def update_workflow(org_id: str, user_id: str | None, workflow_id: str, changes:
     warnings = _apply_changes(workflow, changes, definition)
     _publish_if_active(workflow, user_id)
     _commit_unique_name()
+    realtime.publish([(workflow.id, "workflow_updated", {"workflowId": workflow.id, "version": workflow.version,
+                                                         "status": workflow.status, "name": workflow.name})])
     return SaveResult(workflow, issues, estimate_performance(definition), warnings)
 
 

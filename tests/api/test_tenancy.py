@@ -35,6 +35,8 @@ def test_the_id_routes_are_the_ones_this_file_knows(app):
                                            ("DELETE", "/api/v2/workflows/<workflow_id>"),
                                            ("POST", "/api/v2/workflows/<workflow_id>/validate"),
                                            ("POST", "/api/v2/workflows/<workflow_id>/execute"),
+                                           ("POST", "/api/v2/workflows/<workflow_id>/stream-tickets"),
+                                           ("GET", "/api/v2/workflows/<workflow_id>/stream"),
                                            ("GET", "/api/v2/workflows/<workflow_id>/executions"),
                                            ("GET", "/api/v2/workflows/<workflow_id>/executions/<execution_id>"),
                                            ("POST",

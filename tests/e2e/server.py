@@ -47,7 +47,8 @@ def running_atlas(instance: Path) -> Iterator[AtlasServer]:
     redis = RedisServer(instance / "redis", persist=False).start()
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_OUT}
     env.update(ATLAS_ENV="development", REDIS_URL=redis.url, ATLAS_INSTANCE_DIR=str(instance),
-               ATLAS_DEMO_PASSWORD=DEMO_PASSWORD, PYTHONDONTWRITEBYTECODE="1")
+               ATLAS_DEMO_PASSWORD=DEMO_PASSWORD, PYTHONDONTWRITEBYTECODE="1", ATLAS_SSE_HEARTBEAT="1",
+               ATLAS_RECONCILE_SECONDS="1")
     process, port = None, free_port()
     try:
         migrated = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
@@ -57,7 +58,7 @@ def running_atlas(instance: Path) -> Iterator[AtlasServer]:
         with open(instance / "gunicorn.log", "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                 "--worker-class", "gthread", "--workers", "1", "--threads", "8", "--graceful-timeout", "2"],
+                 "--worker-class", "gthread", "--workers", "1", "--threads", "64", "--graceful-timeout", "2"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}"
         _wait_until_answering(base_url, process, instance / "gunicorn.log")
