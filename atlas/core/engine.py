@@ -40,18 +40,21 @@ class RunState:
     outputs: dict = field(default_factory=dict)  # node id -> output
     path: list = field(default_factory=list)  # node ids completed, in order
     attempts: dict = field(default_factory=dict)  # node id -> failed attempts of the current node
+    spent: dict = field(default_factory=dict)  # node id -> attempts not counted against the retry policy
     waiting_branch: str | None = None  # the exit to take when a time wait ends
     waiting: bool = False
 
     def to_dict(self) -> dict:
         return {"current": self.current, "variables": self.variables, "outputs": self.outputs, "path": self.path,
-                "attempts": self.attempts, "waitingBranch": self.waiting_branch, "waiting": self.waiting}
+                "attempts": self.attempts, "spent": self.spent, "waitingBranch": self.waiting_branch,
+                "waiting": self.waiting}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> RunState:
         return cls(current=data.get("current"), variables=dict(data.get("variables", {})),
                    outputs=dict(data.get("outputs", {})), path=list(data.get("path", [])),
-                   attempts=dict(data.get("attempts", {})), waiting_branch=data.get("waitingBranch"),
+                   attempts=dict(data.get("attempts", {})), spent=dict(data.get("spent", {})),
+                   waiting_branch=data.get("waitingBranch"),
                    waiting=bool(data.get("waiting")))
 
 
@@ -107,7 +110,7 @@ def advance(definition: WorkflowDefinition, state: RunState, *, trigger: Mapping
     """Run steps from state.current until the run waits, ends, fails, or must retry later."""
     graph, nodes = Graph(definition), {n.id: n for n in definition.nodes}
     state = replace(state, variables=dict(state.variables), outputs=dict(state.outputs), path=list(state.path),
-                    attempts=dict(state.attempts), waiting=False)
+                    attempts=dict(state.attempts), spent=dict(state.spent), waiting=False)
     records: list[StepRecord] = []
     for _ in range(MAX_STEPS_PER_ADVANCE):
         goal = goal_by_condition(definition, state, trigger=trigger, contact=contact, now=clock())
@@ -157,6 +160,7 @@ def _apply(graph: Graph, node: Node, key: str, result, ctx: StepContext, finishe
                         branch=getattr(result, "branch", None))
     state.outputs[node.id] = result.output
     state.attempts.pop(node.id, None)
+    state.spent.pop(node.id, None)
     if isinstance(result, Finish):
         records.append(record)
         state.path.append(node.id)
@@ -182,13 +186,14 @@ def _failure(node: Node, key: str, policy: RetryPolicy, exc: Exception, ctx: Ste
     """A failed attempt: retry later while the policy allows and the error is worth retrying, else fail the run."""
     message = getattr(exc, "message", None) or str(exc)
     code = getattr(exc, "code", None) or ("TEMPLATE_ERROR" if isinstance(exc, TemplateError) else "CONDITION_ERROR")
-    retryable = isinstance(exc, StepError) and exc.retryable and ctx.attempt < policy.max_attempts
+    budget_used = ctx.attempt - state.spent.get(node.id, 0)
+    retryable = isinstance(exc, StepError) and exc.retryable and budget_used < policy.max_attempts
     records.append(StepRecord(node_id=node.id, step_type=key, attempt=ctx.attempt,
                               status="retrying" if retryable else "failed", input=node.config, output=None,
                               started_at=ctx.now, finished_at=finished, error=message, error_code=code))
     state.attempts[node.id] = ctx.attempt
     if retryable:
-        return Outcome("retry", state, records, resume_at=finished + retry_delay(policy, ctx.attempt, rng),
+        return Outcome("retry", state, records, resume_at=finished + retry_delay(policy, budget_used, rng),
                        error=message, error_code=code, failed_node=node.id)
     return Outcome("failed", state, records, error=f"Step {node.id!r} failed: {message}", error_code=code,
                    failed_node=node.id)
@@ -232,4 +237,4 @@ def jump_to_goal(definition: WorkflowDefinition, state: RunState, goal_id: str, 
     """The run leaves wherever it is (waiting included): the goal counts as reached and the run goes on after it."""
     outputs = {**state.outputs, goal_id: {"reached": True, "how": how}}
     return replace(state, outputs=outputs, path=[*state.path, goal_id], waiting=False, waiting_branch=None,
-                   attempts={}, current=Graph(definition).next_node(goal_id, None))
+                   attempts={}, spent={}, current=Graph(definition).next_node(goal_id, None))

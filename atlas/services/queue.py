@@ -67,3 +67,17 @@ def depth() -> int:
         return sum(queue(name).count for name in current_app.config["ATLAS_QUEUES"])
     except RedisError:
         return 0
+
+
+def workers() -> list[dict]:
+    """The RQ workers registered in Redis, as RQ reports them."""
+    from rq import Worker
+
+    try:
+        found = Worker.all(connection=redis_holder.client)
+    except RedisError:
+        return []
+    return [{"name": w.name, "state": w.get_state(), "current_job": w.get_current_job_id(),
+             "last_heartbeat": w.last_heartbeat, "successful_jobs": w.successful_job_count,
+             "failed_jobs": w.failed_job_count, "queues": w.queue_names(), "hostname": w.hostname, "pid": w.pid}
+            for w in sorted(found, key=lambda w: w.name)]

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from atlas.extensions import db
-from atlas.models import Membership, Workflow
+from atlas.models import Execution, Membership, Workflow
 from tests import factories
 from tests.api.helpers import assert_error, missing_id, without_timestamp
 
@@ -36,6 +36,7 @@ def test_the_id_routes_are_the_ones_this_file_knows(app):
                                            ("POST", "/api/v2/workflows/<workflow_id>/validate"),
                                            ("POST", "/api/v2/workflows/<workflow_id>/execute"),
                                            ("POST", "/api/v2/workflows/<workflow_id>/stream-tickets"),
+                                           ("POST", "/api/v2/queue/jobs/<job_id>/retry"),
                                            ("GET", "/api/v2/workflows/<workflow_id>/stream"),
                                            ("GET", "/api/v2/workflows/<workflow_id>/executions"),
                                            ("GET", "/api/v2/workflows/<workflow_id>/executions/<execution_id>"),
@@ -48,11 +49,16 @@ def test_every_id_route_answers_another_organization_s_id_exactly_as_a_missing_o
     _, owner_headers = member("owner")  # the strongest role, so no call stops at a permission check
     before = (foreign_workflow.name, foreign_workflow.status, foreign_workflow.version, foreign_workflow.archived_at)
 
+    foreign_run = Execution(organization_id=foreign_workflow.organization_id, workflow_id=foreign_workflow.id,
+                            version=1, status="failed")
+    db.session.add(foreign_run)
+    db.session.commit()
     for method, rule in routes_with_an_id(app):
-        foreign = call(client, method, rule, foreign_workflow.id, owner_headers)
+        by_job = rule.startswith("/api/v2/queue/")  # addressed by an execution id, not a workflow id
+        foreign = call(client, method, rule, foreign_run.id if by_job else foreign_workflow.id, owner_headers)
         missing = call(client, method, rule, missing_id(), owner_headers)
 
-        assert_error(foreign, 404, "WORKFLOW_NOT_FOUND")
+        assert_error(foreign, 404, "EXECUTION_NOT_FOUND" if by_job else "WORKFLOW_NOT_FOUND")
         assert without_timestamp(foreign) == without_timestamp(missing), (method, rule)
         assert foreign.headers["Content-Length"] == missing.headers["Content-Length"]
 

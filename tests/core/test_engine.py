@@ -211,3 +211,15 @@ def test_retry_delay_doubles_with_jitter_up_to_the_cap(attempt, low, high):
     policy = RetryPolicy(max_attempts=10, backoff_seconds=10, max_backoff_seconds=600)
     delays = [engine.retry_delay(policy, attempt, random.Random(seed)).total_seconds() for seed in range(50)]
     assert all(low <= d <= high for d in delays) and len(set(delays)) > 40
+
+
+def test_a_reset_retry_budget_allows_new_retries_while_attempt_numbers_go_on(flaky):
+    definition, state = sender(failures=5), None
+    for _ in range(3):
+        outcome = run(definition, state)
+        state = outcome.state
+    assert outcome.status == "failed"
+    state.spent = dict(state.attempts)  # what POST /queue/jobs/{id}/retry with resetRetryCount does
+
+    again = run(definition, state)
+    assert (again.status, again.records[-1].attempt) == ("retry", 4)
