@@ -109,3 +109,42 @@ class ExecutionDetailsResponse(CamelSchema):
     performance = fields.Nested(ExecutionPerformance)
     logs = fields.List(fields.Dict())
     debug_info = fields.Dict()
+
+
+class TestWorkflowRequest(CamelSchema):
+    test_data = fields.Dict(required=True, metadata={
+        "description": "{trigger: {...}, contact: {...}, events: {eventType: payload}}: events named here arrive "
+                       "at wait_for_event steps; other waits end at once"})
+    step_by_step = fields.Boolean(load_default=False, metadata={"description": "add the run's variables after "
+                                                                              "each step to its result"})
+    mock_external_services = fields.Boolean(load_default=True)
+
+
+class TestExecutionResult(CamelSchema):
+    node_id = fields.String()
+    step_type = fields.String()
+    status = fields.String()
+    attempt = fields.Integer()
+    input = fields.Dict()
+    output = fields.Dict(allow_none=True)
+    branch = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Float()
+    variables = fields.Dict()
+
+
+class TestPerformance(CamelSchema):
+    total_ms = fields.Float()
+    steps_ms = fields.Float()
+    step_count = fields.Integer()
+    status = fields.String()
+    finished_at = fields.DateTime()
+
+
+class TestWorkflowResponse(CamelSchema):
+    test_execution_id = fields.String()
+    status = fields.String()
+    error = fields.String(allow_none=True)
+    results = fields.List(fields.Nested(TestExecutionResult))
+    performance = fields.Nested(TestPerformance)
+    logs = fields.List(fields.Dict())

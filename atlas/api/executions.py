@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from atlas.api import execution_schemas as s
 from atlas.errors import ValidationFailed
 from atlas.services import executions as service
-from atlas.services import queue
+from atlas.services import queue, testing
 
 blp = Blueprint("executions", __name__, url_prefix="/api/v2/workflows", description="Workflow execution")
 
@@ -61,3 +61,16 @@ class CancelExecution(MethodView):
         execution = service.cancel_execution(g.organization.id, workflow_id, execution_id)
         g.audit_target = ("execution", execution.id)
         return execution
+
+
+@blp.route("/<workflow_id>/test")
+class TestWorkflow(MethodView):
+    @blp.arguments(s.TestWorkflowRequest)
+    @blp.response(200, s.TestWorkflowResponse)
+    def post(self, body, workflow_id):
+        """Run the workflow as edited, at once, in test mode (waits fast-forwarded, nothing sent)"""
+        result = testing.run_test(g.organization.id, g.user.id, workflow_id, body["test_data"],
+                                  step_by_step=body["step_by_step"],
+                                  mock_external_services=body["mock_external_services"])
+        g.audit_action, g.audit_target = "workflow.test", ("execution", result["test_execution_id"])
+        return result

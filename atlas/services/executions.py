@@ -39,7 +39,7 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
         earlier = _run_with_key(org_id, workflow.id, idempotency_key)
         if earlier is not None:
             return earlier, False
-    version, definition = _runnable_definition(workflow, test_mode)
+    version, definition = runnable_definition(workflow, test_mode)
     if queue.depth() >= current_app.config["ATLAS_MAX_QUEUE_DEPTH"]:
         raise QueueFull()
     contact = dict(input_data.get("contact") or {})
@@ -68,7 +68,7 @@ def _run_with_key(org_id: str, workflow_id: str, key: str) -> Execution | None:
     return earlier
 
 
-def _runnable_definition(workflow, test_mode: bool) -> tuple[int, dict | None]:
+def runnable_definition(workflow, test_mode: bool) -> tuple[int, dict | None]:
     """Live runs use the published version; a test run tries the definition as it is now being edited."""
     if not test_mode:
         if workflow.status != WorkflowStatus.ACTIVE:

@@ -103,13 +103,21 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
     if not _claim(execution_id, worker):
         return None
     execution = db.session.get(Execution, execution_id)
-    live = [_event(execution, "execution_started", version=execution.version, testMode=execution.test_mode)] \
-        if execution.started_at is None else []
-    execution.started_at = execution.started_at or utcnow()
     definition = definition_of(execution)
     state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
     if state.waiting:
         state = end_wait(execution, definition, state)
+    status, outcome = advance_once(execution, definition, state)
+    if status == ExecutionStatus.WAITING and outcome.resume_at is not None:
+        deliver(execution, at=outcome.resume_at)
+    return status
+
+
+def advance_once(execution: Execution, definition: WorkflowDefinition, state: RunState) -> tuple[str, Outcome]:
+    """Advance a claimed run until it stops, committing steps and state and publishing live events as it goes."""
+    live = [_event(execution, "execution_started", version=execution.version, testMode=execution.test_mode)] \
+        if execution.started_at is None else []
+    execution.started_at = execution.started_at or utcnow()
     saved: list[int] = [0]
 
     def checkpoint(records, current_state):
@@ -134,9 +142,7 @@ def run_execution(execution_id: str, worker: str = "") -> str | None:
     live.extend(_step_event(execution, r) for r in outcome.records[saved[0]:])
     status = _save_outcome(execution, outcome)
     realtime.publish([*live, _outcome_event(execution)])
-    if status == ExecutionStatus.WAITING and outcome.resume_at is not None:
-        deliver(execution, at=outcome.resume_at)
-    return status
+    return status, outcome
 
 
 def _event(execution: Execution, name: str, **data) -> tuple[str, str, dict]:

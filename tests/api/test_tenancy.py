@@ -11,7 +11,8 @@ from tests.api.helpers import assert_error, missing_id, without_timestamp
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # A body that would succeed on the caller's own row, per (method, rule); others get {}.
 BODIES = {("PUT", "/api/v2/workflows/<workflow_id>"): {"name": "Hijacked", "status": "paused",
-                                                       "workflowData": factories.definition("x")}}
+                                                       "workflowData": factories.definition("x")},
+          ("POST", "/api/v2/workflows/<workflow_id>/test"): {"testData": {}}}
 
 
 def routes_with_an_id(app):
@@ -35,6 +36,7 @@ def test_the_id_routes_are_the_ones_this_file_knows(app):
                                            ("DELETE", "/api/v2/workflows/<workflow_id>"),
                                            ("POST", "/api/v2/workflows/<workflow_id>/validate"),
                                            ("POST", "/api/v2/workflows/<workflow_id>/execute"),
+                                           ("POST", "/api/v2/workflows/<workflow_id>/test"),
                                            ("POST", "/api/v2/workflows/<workflow_id>/stream-tickets"),
                                            ("POST", "/api/v2/queue/jobs/<job_id>/retry"),
                                            ("GET", "/api/v2/workflows/<workflow_id>/stream"),
