@@ -29,7 +29,7 @@ class Execute(MethodView):
         execution, _ = service.start_execution(g.organization.id, g.user.id, workflow_id,
                                                idempotency_key=_idempotency_key(), **body)
         g.audit_target = ("execution", execution.id)
-        estimate = service.estimate_for(execution.workflow_id, g.organization.id)
+        estimate = service.estimate_for(execution.workflow_id, g.organization.id, execution.version)
         return {"execution_id": execution.id, "status": "queued", "estimated_duration": estimate,
                 "queue_position": queue.position(execution.priority, execution.job_id)}
 

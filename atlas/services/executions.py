@@ -1,7 +1,7 @@
 """Execution use-cases: start (commit, then enqueue), cancel, list with analytics, details, events for waiting runs."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -12,7 +12,7 @@ from atlas.core import engine
 from atlas.core.engine import RunState
 from atlas.core.validation import estimate_performance, has_errors
 from atlas.errors import AtlasError, Conflict, NotFound
-from atlas.extensions import db
+from atlas.extensions import cache, db
 from atlas.models import TERMINAL, Execution, ExecutionStatus, ExecutionStep, WorkflowStatus
 from atlas.models.base import utcnow
 from atlas.services import queue, runner
@@ -187,12 +187,24 @@ def deliver_event(org_id: str, event: str, contact_id: str, payload: dict) -> li
     return resumed
 
 
-def estimate_for(workflow_id: str, org_id: str) -> float | None:
-    """Active milliseconds a run of this workflow takes: measured step timings where there are any, else defaults."""
+ESTIMATE_TTL = 300  # seconds an estimate is reused: it is computed from a week of step timings, not per request
+HISTORY_WINDOW = timedelta(days=7)
+
+
+def estimate_for(workflow_id: str, org_id: str, version: int) -> float | None:
+    """Active milliseconds a run of this version takes: the last week's step timings where there are any, else the
+    stated defaults. Cached for a few minutes, so starting a run does not read the workflow's whole history."""
+    key = f"atlas:estimate:{workflow_id}:{version}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached["ms"]
     workflow = get_workflow(org_id, workflow_id)
     history = dict(db.session.execute(select(ExecutionStep.step_type, func.avg(ExecutionStep.duration_ms))
                                       .join(Execution, Execution.id == ExecutionStep.execution_id)
-                                      .where(Execution.workflow_id == workflow.id)
+                                      .where(Execution.workflow_id == workflow.id,
+                                             ExecutionStep.started_at >= utcnow() - HISTORY_WINDOW)
                                       .group_by(ExecutionStep.step_type)).all())
     definition, _ = check_definition(workflow.workflow_data, workflow.trigger_type)
-    return estimate_performance(definition, history)["estimated_duration_ms"]
+    estimate = estimate_performance(definition, history)["estimated_duration_ms"]
+    cache.set(key, {"ms": estimate}, timeout=ESTIMATE_TTL)
+    return estimate

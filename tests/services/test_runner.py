@@ -163,3 +163,17 @@ def test_a_goal_event_pulls_a_waiting_run_to_its_goal(org, staff):
     assert execution.status == "completed" and execution.state["variables"] == {"celebrated": True}
     assert execution.state["outputs"]["member"] == {"reached": True, "how": "event"}
     assert steps_of(execution) == [("pause", "skipped"), ("celebrate", "completed")]
+
+
+def test_the_execute_estimate_is_measured_then_reused_from_the_cache(org, workflow):
+    from atlas.extensions import cache
+
+    execution = start(org, workflow)
+    work()
+    estimate = executions.estimate_for(workflow.id, org.id, workflow.version)
+    assert estimate is not None and estimate > 0
+    assert cache.get(f"atlas:estimate:{workflow.id}:{workflow.version}") == {"ms": estimate}
+    db.session.execute(update(ExecutionStep).values(duration_ms=10_000.0))  # history changes...
+    db.session.commit()
+    assert executions.estimate_for(workflow.id, org.id, workflow.version) == estimate  # ...the cached one stands
+    assert execution.id
