@@ -17,7 +17,7 @@ from atlas.core import conditions, steps
 from atlas.core.conditions import ConditionError
 from atlas.core.definition import Node, WorkflowDefinition
 from atlas.core.graph import Graph
-from atlas.core.steps.base import Continue, Finish, RetryPolicy, StepContext, Wait, WaitForEvent
+from atlas.core.steps.base import Finish, RetryPolicy, StepContext, Wait, WaitForEvent
 from atlas.core.templating import TemplateError
 
 MAX_STEPS_PER_ADVANCE = 500

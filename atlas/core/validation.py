@@ -6,7 +6,7 @@ from typing import Iterable, Iterator
 
 from jsonschema import Draft202012Validator
 
-from atlas.core import conditions, durations, steps, templating
+from atlas.core import durations, steps, templating
 from atlas.core.definition import Node, WorkflowDefinition
 from atlas.core.graph import Graph
 

@@ -1,7 +1,7 @@
 """Execution use-cases: start (commit, then enqueue), cancel, list with analytics, details, events for waiting runs."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -18,7 +18,7 @@ from atlas.models.base import utcnow
 from atlas.services import queue, runner
 from atlas.services.pagination import paginate
 from atlas.services.tenancy import scoped
-from atlas.services.workflows import check_definition, get_workflow
+from atlas.services.workflows import check_definition, get_workflow, step_timings
 
 
 class ExecutionNotFound(NotFound):
@@ -188,7 +188,6 @@ def deliver_event(org_id: str, event: str, contact_id: str, payload: dict) -> li
 
 
 ESTIMATE_TTL = 300  # seconds an estimate is reused: it is computed from a week of step timings, not per request
-HISTORY_WINDOW = timedelta(days=7)
 
 
 def estimate_for(workflow_id: str, org_id: str, version: int) -> float | None:
@@ -199,12 +198,7 @@ def estimate_for(workflow_id: str, org_id: str, version: int) -> float | None:
     if cached is not None:
         return cached["ms"]
     workflow = get_workflow(org_id, workflow_id)
-    history = dict(db.session.execute(select(ExecutionStep.step_type, func.avg(ExecutionStep.duration_ms))
-                                      .join(Execution, Execution.id == ExecutionStep.execution_id)
-                                      .where(Execution.workflow_id == workflow.id,
-                                             ExecutionStep.started_at >= utcnow() - HISTORY_WINDOW)
-                                      .group_by(ExecutionStep.step_type)).all())
     definition, _ = check_definition(workflow.workflow_data, workflow.trigger_type)
-    estimate = estimate_performance(definition, history)["estimated_duration_ms"]
+    estimate = estimate_performance(definition, step_timings(workflow.id))["estimated_duration_ms"]
     cache.set(key, {"ms": estimate}, timeout=ESTIMATE_TTL)
     return estimate

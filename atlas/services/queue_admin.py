@@ -15,7 +15,6 @@ from atlas.models import Execution, ExecutionStatus, Workflow
 from atlas.models.base import utcnow
 from atlas.services import queue, runner
 from atlas.services.executions import ExecutionNotFound
-from atlas.services.pagination import paginate
 from atlas.services.tenancy import scoped
 
 JOB_STATUSES = {"queued": [ExecutionStatus.QUEUED, ExecutionStatus.WAITING], "processing": [ExecutionStatus.RUNNING],

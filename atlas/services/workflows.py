@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -11,7 +12,7 @@ from atlas.core.definition import DefinitionError, WorkflowDefinition
 from atlas.core.validation import estimate_performance, has_errors, validate
 from atlas.errors import Conflict, InvalidWorkflowData, WorkflowNotFound, camelcase
 from atlas.extensions import db
-from atlas.models import Workflow, WorkflowStatus, WorkflowTag, WorkflowVersion
+from atlas.models import Execution, ExecutionStep, Workflow, WorkflowStatus, WorkflowTag, WorkflowVersion
 from atlas.models.base import utcnow
 from atlas.services.pagination import paginate
 from atlas.services.tenancy import get_scoped, scoped
@@ -88,7 +89,20 @@ def validate_workflow(org_id: str, workflow_id: str, workflow_data: dict | None 
                                           workflow.trigger_type)
     by = {severity: [i for i in issues if i["severity"] == severity] for severity in ("error", "warning", "suggestion")}
     return {"is_valid": not by["error"], "errors": by["error"], "warnings": by["warning"],
-            "suggestions": by["suggestion"], "estimated_performance": estimate_performance(definition)}
+            "suggestions": by["suggestion"],
+            "estimated_performance": estimate_performance(definition, step_timings(workflow.id))}
+
+
+HISTORY_WINDOW = timedelta(days=7)
+
+
+def step_timings(workflow_id: str) -> dict[str, float]:
+    """Mean milliseconds per step type over the workflow's runs of the last week (the estimates' history)."""
+    return dict(db.session.execute(select(ExecutionStep.step_type, func.avg(ExecutionStep.duration_ms))
+                                   .join(Execution, Execution.id == ExecutionStep.execution_id)
+                                   .where(Execution.workflow_id == workflow_id,
+                                          ExecutionStep.started_at >= utcnow() - HISTORY_WINDOW)
+                                   .group_by(ExecutionStep.step_type)).all())
 
 
 def check_definition(data, trigger_type: str | None) -> tuple[WorkflowDefinition, list[dict]]:
