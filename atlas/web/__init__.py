@@ -1,8 +1,9 @@
 """HTML pages and their htmx fragments; they share services with the API, never handlers."""
-from atlas.web import auth_pages, workflow_pages
+from atlas.web import auth_pages, execution_pages, workflow_pages
 
 
 def init_web(app) -> None:
     """Register the page blueprints and the template globals they share."""
     app.register_blueprint(auth_pages.bp)
     app.register_blueprint(workflow_pages.bp)
+    app.register_blueprint(execution_pages.bp)

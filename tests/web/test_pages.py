@@ -21,7 +21,7 @@ def sign_in(client, user, org=None):
 
 def names(page: str) -> list[str]:
     """The workflow names in a rendered list, in display order."""
-    return [html.unescape(n) for n in re.findall(r'<span class="wf-name">([^<]*)</span>', page)]
+    return [html.unescape(n) for n in re.findall(r'<a class="wf-name" href="[^"]*">([^<]*)</a>', page)]
 
 
 def field_error(page: str, field: str) -> str | None:
