@@ -6,7 +6,13 @@ import json
 from flask import current_app, g, request, session
 from werkzeug.exceptions import HTTPException
 
-from atlas.errors import AtlasError, InsufficientPermissions, Unauthenticated, ValidationFailed
+from atlas.core.storable import all_storable, storable
+from atlas.errors import (
+    AtlasError,
+    InsufficientPermissions,
+    Unauthenticated,
+    ValidationFailed,
+)
 from atlas.extensions import db
 from atlas.services import audit, auth
 
@@ -69,37 +75,15 @@ def _check_json_body() -> None:
     if not isinstance(body, dict):
         kind = "an array" if isinstance(body, list) else "a bare value"
         _refuse(f"The request body must be a JSON object, not {kind}.")
-    if not all(_storable(text) for text in _strings(body)):
+    if not all_storable(body):
         _refuse(UNSTORABLE)
 
 
 def _check_url() -> None:
     """No NUL in the path or query string: PostgreSQL refuses to compare text with one (a 500 otherwise)."""
     query = [text for pair in request.args.items(multi=True) for text in pair]
-    if not all(_storable(text) for text in (request.path, *query)):
+    if not all(storable(text) for text in (request.path, *query)):
         _refuse(UNSTORABLE)
-
-
-def _strings(value):
-    """Every string in parsed JSON, keys included (iteratively: the document may be deeply nested)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            pending.extend([*item.keys(), *item.values()])
-        elif isinstance(item, list):
-            pending.extend(item)
-
-
-def _storable(text: str) -> bool:
-    """Whether a database can store the text: no NUL, no unpaired surrogate (JSON's \\ud800 escapes make them)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
 
 
 def _refuse(message: str):
@@ -199,7 +183,7 @@ def audit_mutation(response):
             db.session.rollback()
         if target_id is None and request.view_args:  # the URL's most specific id (an execution's, not its workflow's)
             sent = str(list(request.view_args.values())[-1])
-            target_id = sent[:64] if _storable(sent) else None  # the client's text: cut to the column, no NUL
+            target_id = sent[:64] if storable(sent) else None  # the client's text: cut to the column, no NUL
         audit.record(action, organization_id=g.organization.id, user_id=g.user.id, target_type=target_type,
                      target_id=target_id, status_code=response.status_code, request_id=g.request_id,
                      ip=request.remote_addr)

@@ -2,6 +2,8 @@
 import json
 import re
 
+from atlas.core.storable import all_storable
+
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_TRIGGER_BYTES = 64 * 1024
 EXAMPLE = 'such as {"vip": true}'
@@ -36,28 +38,8 @@ def _trigger_data(text: str) -> tuple[dict, dict]:
         return {}, {"trigger_data": "This JSON is nested too deeply to read."}
     if not isinstance(value, dict):
         return {}, {"trigger_data": f"Trigger data must be a JSON object in braces, {EXAMPLE}."}
-    if not all(_storable(text) for text in _strings(value)):
+    if not all_storable(value):
         return {}, {"trigger_data": "Trigger data cannot contain NUL characters or unpaired surrogates."}
     return value, {}
 
 
-def _strings(value):
-    """Every string in parsed JSON, keys included (iteratively: the document may be deeply nested)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            pending.extend([*item.keys(), *item.values()])
-        elif isinstance(item, list):
-            pending.extend(item)
-
-
-def _storable(text: str) -> bool:
-    """Whether a database can store the text (no NUL, no unpaired surrogate from a \\ud800 escape)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
