@@ -14,7 +14,7 @@ from atlas.core.validation import estimate_performance, has_errors
 from atlas.errors import AtlasError, Conflict, NotFound
 from atlas.extensions import cache, db
 from atlas.models import TERMINAL, Execution, ExecutionStatus, ExecutionStep, WorkflowStatus
-from atlas.models.base import utcnow
+from atlas.models.base import new_id, utcnow
 from atlas.services import queue, runner
 from atlas.services.pagination import paginate
 from atlas.services.tenancy import scoped
@@ -48,6 +48,8 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
                           contact_id=str(contact["id"]) if contact.get("id") is not None else None,
                           trigger_data=trigger_data, input_data=input_data, context=context or {},
                           scheduled_at=scheduled_at, idempotency_key=idempotency_key, created_by=user_id)
+    execution.id = execution_id = new_id()
+    job_id = runner.next_job(execution)  # named before the one commit: the row and its job id land together
     db.session.add(execution)
     try:
         db.session.commit()
@@ -55,7 +57,7 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
         db.session.rollback()
         return _run_with_key(org_id, workflow_id, idempotency_key), False
     future = scheduled_at if scheduled_at and scheduled_at > utcnow() else None
-    runner.deliver(execution, at=future)
+    queue.enqueue_run(execution_id, priority, job_id, at=future)
     return execution, True
 
 

@@ -48,11 +48,17 @@ def definition_of(execution: Execution) -> WorkflowDefinition:
 
 
 def deliver(execution: Execution, at=None) -> None:
-    """Enqueue a committed execution under a fresh deterministic job id."""
-    execution.enqueue_count += 1
-    execution.job_id = f"run-{execution.id}-{execution.enqueue_count}"
+    """Commit the execution with a fresh deterministic job id, then enqueue that job."""
+    next_job(execution)
     db.session.commit()
     queue.enqueue_run(execution.id, execution.priority, execution.job_id, at=at)
+
+
+def next_job(execution: Execution) -> str:
+    """Name the execution's next delivery (run-<id>-<n>); the caller commits before enqueueing it."""
+    execution.enqueue_count = (execution.enqueue_count or 0) + 1
+    execution.job_id = f"run-{execution.id}-{execution.enqueue_count}"
+    return execution.job_id
 
 
 def _claim(execution_id: str, worker: str) -> bool:
