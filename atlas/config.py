@@ -64,6 +64,9 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # The session lives in the cookie: re-sending an unchanged one on every request lets a slow background request
+    # (an htmx refresh, a stream) overwrite the cookie a form post just set, and lose its flash message.
+    SESSION_REFRESH_EACH_REQUEST = False
 
     ATLAS_QUEUES = ("atlas-high", "atlas-default", "atlas-low")
     ATLAS_JOB_TIMEOUT = int(os.environ.get("ATLAS_JOB_TIMEOUT", 120))  # seconds one slice of a run may take

@@ -401,3 +401,11 @@ def test_csrf_token_is_required_on_forms(csrf_app, org, staff):
     assert accepted.status_code == 302 and accepted.headers["Location"] == "/"
     assert client.post("/logout").status_code == 400  # still signed in: a forged sign-out is refused
     assert client.get("/").status_code == 200
+
+
+def test_a_request_that_does_not_change_the_session_does_not_resend_its_cookie(client, staff):
+    """Otherwise a slow background request can overwrite the cookie a form post just set (and lose its flash)."""
+    response = client.post("/login", data={"email": staff.email, "password": factories.PASSWORD})
+    assert "session=" in response.headers.get("Set-Cookie", "")
+    client.get("/")  # the first page stores the CSRF token in the session
+    assert "Set-Cookie" not in client.get("/").headers
