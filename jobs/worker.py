@@ -1,6 +1,7 @@
 """The Atlas worker: RQ's SimpleWorker (no fork per job) in one app context, with the reconciler beside it."""
 import logging
 import threading
+import time
 
 from flask import current_app
 from rq import Queue, SimpleWorker
@@ -23,10 +24,9 @@ def start_reconciler(app) -> threading.Thread:
     """Every ATLAS_RECONCILE_SECONDS, deliver again what Redis lost (safe with any number of workers)."""
     from atlas.services.runner import reconcile
 
-    stop = threading.Event()
-
     def loop():
-        while not stop.wait(app.config["ATLAS_RECONCILE_SECONDS"]):
+        while True:
+            time.sleep(app.config["ATLAS_RECONCILE_SECONDS"])
             with app.app_context():
                 try:
                     delivered = reconcile()
@@ -36,6 +36,5 @@ def start_reconciler(app) -> threading.Thread:
                     log.exception("reconciler pass failed")
 
     thread = threading.Thread(target=loop, name="atlas-reconciler", daemon=True)
-    thread.stop = stop
     thread.start()
     return thread

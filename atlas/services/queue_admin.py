@@ -15,6 +15,7 @@ from atlas.models import Execution, ExecutionStatus, Workflow
 from atlas.models.base import utcnow
 from atlas.services import queue, runner
 from atlas.services.executions import ExecutionNotFound
+from atlas.services.pagination import paginate
 from atlas.services.tenancy import scoped
 
 JOB_STATUSES = {"queued": [ExecutionStatus.QUEUED, ExecutionStatus.WAITING], "processing": [ExecutionStatus.RUNNING],
@@ -32,7 +33,14 @@ def status(org_id: str) -> dict:
             "queued_jobs": queued, "waiting_jobs": counts.get(ExecutionStatus.WAITING, 0),
             "failed_jobs": counts.get(ExecutionStatus.FAILED, 0), "workers": queue.workers(),
             "throughput_per_second": round(per_second, 3),
-            "estimated_wait_time": round(queued / per_second * 1000) if per_second else (0 if not queued else None)}
+            "estimated_wait_time": _wait_ms(queued, per_second)}
+
+
+def _wait_ms(queued: int, per_second: float) -> int | None:
+    """How long the queued runs take at the measured rate; None when runs wait but nothing finished lately."""
+    if not queued:
+        return 0
+    return round(queued / per_second * 1000) if per_second else None
 
 
 def _throughput(org_id: str) -> float:
@@ -55,11 +63,8 @@ def jobs(org_id: str, *, status=None, priority=None, workflow_id=None, page=1, l
     by_status = dict(db.session.execute(select(matching.c.status, func.count()).group_by(matching.c.status)).all())
     if status:
         query = query.where(Execution.status.in_(JOB_STATUSES[status]))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.execute(query.order_by(Execution.created_at.desc(), Execution.id)
-                              .limit(limit).offset((page - 1) * limit)).all()
+    rows, pagination = paginate(query.order_by(Execution.created_at.desc(), Execution.id), page, limit, tuples=True)
     statistics = {name: sum(by_status.get(s, 0) for s in members) for name, members in JOB_STATUSES.items()}
-    pagination = {"total": total, "page": page, "limit": limit, "total_pages": -(-total // limit) if total else 0}
     return [_job(execution, name) for execution, name in rows], statistics, pagination
 
 
@@ -84,7 +89,14 @@ def retry(org_id: str, job_id: str, *, reset_retry_count: bool = False, new_prio
     _requeue(execution, reset_retry_count, new_priority)
     runner.deliver(execution)
     return {"success": True, "new_job_id": execution.job_id, "execution_id": execution.id,
-            "estimated_start_time": utcnow() + timedelta(milliseconds=status(org_id)["estimated_wait_time"] or 0)}
+            "estimated_start_time": utcnow() + timedelta(milliseconds=_queued_wait_ms(org_id))}
+
+
+def _queued_wait_ms(org_id: str) -> int:
+    """The expected wait before a run just queued starts (0 when it cannot be measured)."""
+    queued = db.session.scalar(select(func.count()).where(Execution.organization_id == org_id,
+                                                          Execution.status == ExecutionStatus.QUEUED))
+    return _wait_ms(queued, _throughput(org_id)) or 0
 
 
 def _requeue(execution: Execution, reset_retry_count: bool, new_priority: int | None) -> None:

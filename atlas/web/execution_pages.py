@@ -1,9 +1,19 @@
 """A workflow's runs: the history with its analytics and Run now, and one run's page, which follows it live over SSE."""
 from datetime import date, datetime, time, timedelta
 
-from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from jinja2_fragments.flask import render_block
 
+from atlas import realtime
 from atlas.errors import AtlasError, Conflict, InsufficientPermissions, NotFound
 from atlas.services import audit, auth, queue_admin, runner
 from atlas.services import executions as service
@@ -15,8 +25,7 @@ from atlas.web.workflow_pages import MAX_PAGE, TRIGGERS
 
 bp = Blueprint("execution_pages", __name__, url_prefix="/workflows/<workflow_id>/executions")
 # The stream carries every run of the workflow; the page listens to these, filtered to its own run in the browser.
-LIVE_EVENTS = ("execution_started", "step_completed", "execution_waiting", "execution_completed", "execution_failed",
-               "execution_cancelled")
+LIVE_EVENTS = tuple(event for event in realtime.EVENTS if event.startswith(("execution_", "step_")))
 PER_PAGE = 20
 
 
