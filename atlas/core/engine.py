@@ -17,18 +17,10 @@ from atlas.core import conditions, steps
 from atlas.core.conditions import ConditionError
 from atlas.core.definition import Node, WorkflowDefinition
 from atlas.core.graph import Graph
-from atlas.core.steps.base import Finish, RetryPolicy, StepContext, Wait, WaitForEvent
+from atlas.core.steps.base import Defer, Effects, Finish, RetryPolicy, StepContext, StepError, Wait, WaitForEvent
 from atlas.core.templating import TemplateError
 
 MAX_STEPS_PER_ADVANCE = 500
-
-
-class StepError(Exception):
-    """A step failed; `retryable` says whether another attempt may succeed (a provider outage, not a bad config)."""
-
-    def __init__(self, message: str, *, code: str = "STEP_FAILED", retryable: bool = False):
-        super().__init__(message)
-        self.message, self.code, self.retryable = message, code, retryable
 
 
 @dataclass
@@ -106,7 +98,8 @@ def utcnow() -> datetime:
 
 def advance(definition: WorkflowDefinition, state: RunState, *, trigger: Mapping, contact: Mapping,
             clock: Callable[[], datetime] = utcnow, execution_id: str = "", test_mode: bool = False,
-            checkpoint: Callable[[list, RunState], None] | None = None, rng: random.Random | None = None) -> Outcome:
+            checkpoint: Callable[[list, RunState], None] | None = None, rng: random.Random | None = None,
+            effects: Effects | None = None) -> Outcome:
     """Run steps from state.current until the run waits, ends, fails, or must retry later."""
     graph, nodes = Graph(definition), {n.id: n for n in definition.nodes}
     state = replace(state, variables=dict(state.variables), outputs=dict(state.outputs), path=list(state.path),
@@ -126,7 +119,7 @@ def advance(definition: WorkflowDefinition, state: RunState, *, trigger: Mapping
         attempt = state.attempts.get(node.id, 0) + 1
         ctx = StepContext(node_id=node.id, config=node.config, data=_data(trigger, contact, state), now=clock(),
                           execution_id=execution_id, attempt=attempt, test_mode=test_mode,
-                          idempotency_key=f"{execution_id}:{node.id}:{attempt}")
+                          idempotency_key=f"{execution_id}:{node.id}:{attempt}", effects=effects)
         try:
             result = step_type.run(ctx)
         except (StepError, TemplateError, ConditionError) as exc:
@@ -158,6 +151,11 @@ def _apply(graph: Graph, node: Node, key: str, result, ctx: StepContext, finishe
     record = StepRecord(node_id=node.id, step_type=key, attempt=ctx.attempt, status="completed", input=node.config,
                         output=result.output, started_at=ctx.now, finished_at=finished,
                         branch=getattr(result, "branch", None))
+    if isinstance(result, Defer):  # the same node runs again at `until`, as a new attempt that costs no retry budget
+        records.append(replace(record, status="deferred", error=result.reason))
+        state.attempts[node.id] = ctx.attempt
+        state.spent[node.id] = state.spent.get(node.id, 0) + 1
+        return Outcome("waiting", state, records, resume_at=result.until)
     state.outputs[node.id] = result.output
     state.attempts.pop(node.id, None)
     state.spent.pop(node.id, None)

@@ -19,7 +19,7 @@ from atlas.core.engine import Outcome, RunState
 from atlas.extensions import db
 from atlas.models import Execution, ExecutionStatus, ExecutionStep, Workflow, WorkflowVersion
 from atlas.models.base import utcnow
-from atlas.services import queue
+from atlas.services import contacts, effects, queue
 
 _DEFINITIONS: OrderedDict = OrderedDict()  # (workflow id, version) -> parsed definition; versions are immutable
 _CACHE_SIZE = 512
@@ -140,8 +140,10 @@ def advance_once(execution: Execution, definition: WorkflowDefinition, state: Ru
             raise RunCancelled(records, current_state)
 
     try:
-        outcome = engine.advance(definition, state, trigger=execution.trigger_data, contact=execution.contact,
-                                 execution_id=execution.id, test_mode=execution.test_mode, checkpoint=checkpoint)
+        contact = contacts.current_data(execution.organization_id, execution.contact_id, execution.contact)
+        outcome = engine.advance(definition, state, trigger=execution.trigger_data, contact=contact,
+                                 execution_id=execution.id, test_mode=execution.test_mode, checkpoint=checkpoint,
+                                 effects=effects.for_execution(execution))
     except RunCancelled as stop:  # cancelled while it ran: no further step with side effects runs
         outcome = Outcome(ExecutionStatus.CANCELLED, stop.state, stop.records)
     _save_steps(execution, outcome.records[saved[0]:])

@@ -223,3 +223,43 @@ def test_a_reset_retry_budget_allows_new_retries_while_attempt_numbers_go_on(fla
 
     again = run(definition, state)
     assert (again.status, again.records[-1].attempt) == ("retry", 4)
+
+
+def test_a_deferred_step_runs_again_later_as_a_new_attempt_without_using_retry_budget(monkeypatch):
+    from atlas.core.steps.base import Defer
+
+    calls = []
+
+    def run(ctx):
+        calls.append(ctx.idempotency_key)
+        if len(calls) == 1:
+            return Defer(until=ctx.now, reason="quiet hours")
+        return Continue(output={"sent": True})
+
+    monkeypatch.setitem(steps._REGISTRY, "test_deferring", StepType(
+        key="test_deferring", category="test", name="Deferring", description="", icon="",
+        config_schema={"type": "object"}, output_schema={"type": "object"}, run=run))
+    definition = WorkflowDefinition.from_dict({"schemaVersion": 1, "nodes": [
+        {"id": "send", "type": "test_deferring", "config": {}}, {"id": "done", "type": "end", "config": {}}],
+        "edges": [{"source": "send", "target": "done"}]})
+    first = engine.advance(definition, engine.start(definition), trigger={}, contact={}, execution_id="e1")
+    assert first.status == "waiting" and first.state.current == "send"
+    assert [r.status for r in first.records] == ["deferred"] and first.records[0].error == "quiet hours"
+    second = engine.advance(definition, first.state, trigger={}, contact={}, execution_id="e1")
+    assert second.status == "completed"
+    assert calls == ["e1:send:1", "e1:send:2"]
+    assert [r.attempt for r in second.records][0] == 2 and second.state.attempts == {}
+
+
+def test_perform_without_an_effects_port_is_a_clear_step_error():
+    from atlas.core.steps.base import StepContext, StepError
+
+    ctx = StepContext(node_id="n", config={}, data={}, now=engine.utcnow())
+    with pytest.raises(StepError) as caught:
+        ctx.perform("send_sms", {})
+    assert caught.value.code == "NO_EFFECTS"
+    seen = []
+    ctx = StepContext(node_id="n", config={}, data={}, now=engine.utcnow(), idempotency_key="k",
+                      effects=lambda kind, params: seen.append((kind, params)) or {"ok": True})
+    assert ctx.perform("add_tag", {"tag": "vip"}) == {"ok": True}
+    assert seen == [("add_tag", {"tag": "vip", "idempotency_key": "k"})]

@@ -23,6 +23,17 @@ NO_RETRY = RetryPolicy()
 NETWORK_RETRY = RetryPolicy(max_attempts=5, backoff_seconds=10.0, max_backoff_seconds=900.0)
 
 
+class StepError(Exception):
+    """A step failed; `retryable` says whether another attempt may succeed (a provider outage, not a bad config)."""
+
+    def __init__(self, message: str, *, code: str = "STEP_FAILED", retryable: bool = False):
+        super().__init__(message)
+        self.message, self.code, self.retryable = message, code, retryable
+
+
+Effects = Callable[[str, dict], dict]  # (effect kind, params) -> result; the services layer implements it
+
+
 @dataclass(frozen=True)
 class StepContext:
     """Everything a step sees: its node's config, the run's data and the time."""
@@ -35,6 +46,13 @@ class StepContext:
     attempt: int = 1
     idempotency_key: str = ""
     test_mode: bool = False
+    effects: Effects | None = None  # how a step with side effects reaches the world; None in a bare interpreter
+
+    def perform(self, kind: str, params: dict) -> dict:
+        """Ask the services layer to do `kind` (send an SMS, add a tag...) and return what it reports."""
+        if self.effects is None:
+            raise StepError(f"Nothing can perform {kind!r} here (no effects port was given).", code="NO_EFFECTS")
+        return self.effects(kind, {**params, "idempotency_key": self.idempotency_key})
 
 
 @dataclass(frozen=True)
@@ -66,13 +84,22 @@ class WaitForEvent:
 
 
 @dataclass(frozen=True)
+class Defer:
+    """Not now (quiet hours, a frequency cap): run this same node again at `until`; no attempt is used up."""
+
+    until: datetime
+    reason: str
+    output: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Finish:
     """End the run here."""
 
     output: dict = field(default_factory=dict)
 
 
-StepResult = Continue | Wait | WaitForEvent | Finish
+StepResult = Continue | Wait | WaitForEvent | Defer | Finish
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Effect handlers: crm_actions (filled in by issue 4)."""

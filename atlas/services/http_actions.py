@@ -1,0 +1,1 @@
+"""Effect handlers: http_actions (filled in by issue 4)."""

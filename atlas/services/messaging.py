@@ -1,0 +1,1 @@
+"""Effect handlers: messaging (filled in by issue 4)."""

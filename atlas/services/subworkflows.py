@@ -1,0 +1,1 @@
+"""Effect handlers: subworkflows (filled in by issue 4)."""
