@@ -78,6 +78,17 @@ class Config:
     ATLAS_LEASE_GRACE_SECONDS = float(os.environ.get("ATLAS_LEASE_GRACE_SECONDS", 30))
     # Comma-separated modules imported at start so that the step types they register can be used (a gym's own steps).
     ATLAS_STEP_MODULES = os.environ.get("ATLAS_STEP_MODULES", "")
+    # Providers (issue 4). Unset: messages stay in the outbox marked not sent.
+    SMTP_URL = os.environ.get("SMTP_URL")  # smtp://user:pass@host:port (smtps:// for implicit TLS)
+    EMAIL_FROM = os.environ.get("EMAIL_FROM", "Atlas <no-reply@atlas.local>")
+    SMS_PROVIDER_URL = os.environ.get("SMS_PROVIDER_URL")  # Twilio-style Messages endpoint (form post)
+    SMS_ACCOUNT_SID = os.environ.get("SMS_ACCOUNT_SID")
+    SMS_AUTH_TOKEN = os.environ.get("SMS_AUTH_TOKEN")
+    SMS_FROM = os.environ.get("SMS_FROM")
+    ATLAS_HTTP_TIMEOUT = float(os.environ.get("ATLAS_HTTP_TIMEOUT", 10))  # ceiling for outgoing HTTP requests
+    ATLAS_MAX_WORKFLOW_DEPTH = int(os.environ.get("ATLAS_MAX_WORKFLOW_DEPTH", 3))  # nested run_workflow calls
+    ATLAS_SCHEDULER_CATCHUP_HOURS = float(os.environ.get("ATLAS_SCHEDULER_CATCHUP_HOURS", 24))
+    ATLAS_DECISION_RETENTION_DAYS = int(os.environ.get("ATLAS_DECISION_RETENTION_DAYS", 90))
 
 
 class DevelopmentConfig(Config):

@@ -56,3 +56,19 @@ def make_workflow(org: Organization, user: User | None = None, **fields):
     data = {"name": f"Workflow {next(_seq)}", "trigger_type": "lead_created", "workflow_data": definition("a", "b")}
     data.update(fields)
     return workflows.create_workflow(org.id, user.id if user else None, data).workflow
+
+
+def make_contact(org: Organization, **fields):
+    """A committed CRM contact (a lead unless status says otherwise); tags=[...] adds tags."""
+    from atlas.models import Contact, ContactTag
+
+    tags = fields.pop("tags", [])
+    n = next(_seq)
+    data = {"first_name": f"Casey{n}", "last_name": "Lead", "email": f"casey{n}@example.com",
+            "phone": f"+1555000{n:04d}"}
+    data.update(fields)
+    contact = Contact(organization_id=org.id, **data)
+    contact.tag_rows = [ContactTag(organization_id=org.id, tag=t) for t in tags]
+    db.session.add(contact)
+    db.session.commit()
+    return contact

@@ -1,12 +1,13 @@
 """/api/v2: flask-smorest blueprints, the OpenAPI document and the request hooks they share."""
 from flask_smorest import Api
 
-from atlas.api import actions, audit_logs, auth, executions, queue, stream, workflows
+from atlas.api import actions, audit_logs, auth, contacts, events, executions, messaging, queue, stream, triggers, workflows
 from atlas.api.context import ORG, PUBLIC, USER, audit_mutation, authenticate_request
 from atlas.api.schemas import ApiErrorResponse
 from atlas.errors import handle_http_exception
 
-BLUEPRINTS = (auth.blp, workflows.blp, executions.blp, stream.blp, queue.blp, actions.blp, audit_logs.blp)
+BLUEPRINTS = (auth.blp, workflows.blp, executions.blp, stream.blp, queue.blp, actions.blp, audit_logs.blp, contacts.blp,
+              events.blp, triggers.blp, messaging.blp)
 
 ORG_HEADER = {"in": "header", "name": "X-Organization-ID", "required": True, "schema": {"type": "string"},
               "description": "The organization the call acts in; the caller must be a member."}

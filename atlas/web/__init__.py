@@ -1,5 +1,5 @@
 """HTML pages and their htmx fragments; they share services with the API, never handlers."""
-from atlas.web import auth_pages, execution_pages, workflow_pages
+from atlas.web import auth_pages, contact_pages, execution_pages, messaging_pages, workflow_pages
 
 
 def init_web(app) -> None:
@@ -7,3 +7,5 @@ def init_web(app) -> None:
     app.register_blueprint(auth_pages.bp)
     app.register_blueprint(workflow_pages.bp)
     app.register_blueprint(execution_pages.bp)
+    app.register_blueprint(contact_pages.bp)
+    app.register_blueprint(messaging_pages.bp)
