@@ -32,7 +32,7 @@ def all_types() -> list[StepType]:
 
 
 def _load_builtins() -> None:
-    from atlas.core.steps import control  # noqa: F401  (registers the control steps)
+    from atlas.core.steps import control, crm, integration, messaging  # noqa: F401  (each registers its step types)
 
 
 _load_builtins()

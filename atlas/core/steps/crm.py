@@ -1,0 +1,1 @@
+"""Step types: crm (issue 4)."""

@@ -1,0 +1,1 @@
+"""Step types: integration (issue 4)."""

@@ -1,0 +1,1 @@
+"""Step types: messaging (issue 4)."""
