@@ -6,7 +6,7 @@ from sqlalchemy import select
 from atlas.config import INSTANCE_DIR
 from atlas.extensions import db
 from atlas.models import Organization
-from atlas.services import auth, workflows
+from atlas.services import auth, demo_gym, workflows
 
 DEMO_ORG = "Atlas Demo Gym"
 DEMO_EMAIL = "demo@atlas.example"
@@ -67,6 +67,7 @@ def seed(configured_password: str | None = None) -> dict:
         db.session.commit()
         for sample in SAMPLE_WORKFLOWS:
             workflows.create_workflow(org.id, user.id, _workflow_body(sample))
+        demo_gym.seed_gym(org, user.id)
     db.session.commit()
     return {"email": DEMO_EMAIL, "password": password, "organization_id": org.id}
 

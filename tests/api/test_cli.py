@@ -148,3 +148,31 @@ def test_seed_demo_generates_a_password_once_and_keeps_it(atlas, app, tmp_path, 
     password = (tmp_path / "demo-password.txt").read_text()
     assert len(password) >= 12 and first == second == f"demo login: demo@atlas.example / {password}\n"
     assert auth.authenticate("demo@atlas.example", password).email == "demo@atlas.example"
+
+
+def test_the_demo_gym_has_records_that_make_triggers_fire(app_ctx):
+    from datetime import date, timedelta
+
+    from atlas.models import Booking, Contact, ContactMembership, MessageTemplate, Payment
+    from atlas.services import demo_gym
+    from tests import factories
+
+    org, owner = factories.make_org("Seeded"), factories.make_user(name="Owner")
+    today = date(2026, 11, 26)
+    counts = demo_gym.seed_gym(org, owner.id, today=today)
+
+    contacts = db.session.scalars(select(Contact).where(Contact.organization_id == org.id)).all()
+    assert counts["contacts"] == len(contacts) == 24
+    assert {c.status for c in contacts} == {"lead", "trial", "member", "former_member"}
+    assert len({c.lead_source for c in contacts}) == 5
+    expiring = db.session.scalars(select(ContactMembership).where(
+        ContactMembership.organization_id == org.id, ContactMembership.expires_on == today + timedelta(days=7))).all()
+    assert len(expiring) == 2  # the renewal reminder fires for them at the daily run
+    assert sum(1 for c in contacts if c.birthday and (c.birthday.month, c.birthday.day) == (11, 26)) == 2
+    no_shows = db.session.scalars(select(Booking).where(Booking.organization_id == org.id,
+                                                        Booking.status == "no_show")).all()
+    assert no_shows and all(b.contact_id in {c.id for c in contacts} for b in no_shows)
+    assert db.session.scalar(select(Payment).where(Payment.organization_id == org.id, Payment.status == "failed"))
+    assert {t.name for t in db.session.scalars(select(MessageTemplate).where(
+        MessageTemplate.organization_id == org.id))} >= {"Welcome text", "Free trial offer"}
+    assert org.settings["quietHours"] == {"enabled": True, "start": "21:00", "end": "08:00"}
