@@ -78,6 +78,8 @@ class Config:
     ATLAS_LEASE_GRACE_SECONDS = float(os.environ.get("ATLAS_LEASE_GRACE_SECONDS", 30))
     # Comma-separated modules imported at start so that the step types they register can be used (a gym's own steps).
     ATLAS_STEP_MODULES = os.environ.get("ATLAS_STEP_MODULES", "")
+    # RQ logs three INFO lines per job; at hundreds of runs a second that is noise, so workers log warnings and up.
+    ATLAS_WORKER_LOG_LEVEL = os.environ.get("ATLAS_WORKER_LOG_LEVEL", "WARNING")
     # Providers (issue 4). Unset: messages stay in the outbox marked not sent.
     SMTP_URL = os.environ.get("SMTP_URL")  # smtp://user:pass@host:port (smtps:// for implicit TLS)
     EMAIL_FROM = os.environ.get("EMAIL_FROM", "Atlas <no-reply@atlas.local>")

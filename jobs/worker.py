@@ -17,7 +17,8 @@ def run_worker(burst: bool = False) -> None:
     queues = [Queue(name, connection=connection) for name in current_app.config["ATLAS_QUEUES"]]
     if not burst:
         start_reconciler(current_app._get_current_object())
-    SimpleWorker(queues, connection=connection).work(burst=burst, with_scheduler=True)
+    SimpleWorker(queues, connection=connection).work(burst=burst, with_scheduler=True,
+                                                     logging_level=current_app.config["ATLAS_WORKER_LOG_LEVEL"])
 
 
 def start_reconciler(app) -> threading.Thread:

@@ -32,10 +32,10 @@ def enqueue_run(execution_id: str, priority: int, job_id: str, at: datetime | No
     timeout = current_app.config["ATLAS_JOB_TIMEOUT"]
     try:
         if at is not None:
-            q.enqueue_at(at, RUN_JOB, execution_id, job_id=job_id, job_timeout=timeout, result_ttl=60,
+            q.enqueue_at(at, RUN_JOB, execution_id, job_id=job_id, job_timeout=timeout, result_ttl=0,
                          failure_ttl=86400)
-        else:
-            q.enqueue(RUN_JOB, execution_id, job_id=job_id, job_timeout=timeout, result_ttl=60, failure_ttl=86400)
+        else:  # result_ttl=0: the run's outcome lives in the database; RQ forgets a finished job at once
+            q.enqueue(RUN_JOB, execution_id, job_id=job_id, job_timeout=timeout, result_ttl=0, failure_ttl=86400)
     except RedisError:
         log.warning("could not enqueue %s; the reconciler will", execution_id, exc_info=True)
         return False

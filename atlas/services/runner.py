@@ -61,12 +61,20 @@ def next_job(execution: Execution) -> str:
     return execution.job_id
 
 
-def _claim(execution_id: str, worker: str) -> bool:
-    """Take the run if it is queued (and due), due after a wait, or running on an expired lease; False otherwise."""
-    result = db.session.execute(update(Execution).where(Execution.id == execution_id, _runnable(utcnow())).values(
-        status=ExecutionStatus.RUNNING, lease_until=_lease_until(), worker=worker[:120]))
-    db.session.commit()
-    return result.rowcount == 1
+def _claim(execution_id: str, worker: str) -> Execution | None:
+    """Take the run if it is queued (and due), due after a wait, or running on an expired lease; None otherwise.
+
+    The claim is not committed: the transaction it opens holds the run's row (PostgreSQL) or the write lock (SQLite)
+    until the first commit, which is the outcome for a run without side effects, or the checkpoint before a step
+    with side effects. A cancellation waits for it, and nobody else can take the run meanwhile.
+    """
+    claimed = db.session.execute(
+        update(Execution).where(Execution.id == execution_id, _runnable(utcnow()))
+        .values(status=ExecutionStatus.RUNNING, lease_until=_lease_until(), worker=worker[:120])
+        .returning(Execution), execution_options={"synchronize_session": False}).scalar_one_or_none()
+    if claimed is None:
+        db.session.rollback()
+    return claimed
 
 
 def _lease_until():
@@ -106,21 +114,27 @@ def reconcile(limit: int = 500) -> int:
 
 def run_execution(execution_id: str, worker: str = "") -> str | None:
     """Advance one run as far as it goes now; returns its new status, or None if it was not ours to run."""
-    if not _claim(execution_id, worker):
+    execution = _claim(execution_id, worker)
+    if execution is None:
         return None
-    execution = db.session.get(Execution, execution_id)
     definition = definition_of(execution)
     state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
     if state.waiting:
         state = end_wait(execution, definition, state)
-    status, outcome = advance_once(execution, definition, state)
+    status, outcome = advance_once(execution, definition, state, row_held=True)
     if status == ExecutionStatus.WAITING and outcome.resume_at is not None:
         deliver(execution, at=outcome.resume_at)
     return status
 
 
-def advance_once(execution: Execution, definition: WorkflowDefinition, state: RunState) -> tuple[str, Outcome]:
-    """Advance a claimed run until it stops, committing steps and state and publishing live events as it goes."""
+def advance_once(execution: Execution, definition: WorkflowDefinition, state: RunState, *,
+                 row_held: bool = False) -> tuple[str, Outcome]:
+    """Advance a claimed run until it stops, committing steps and state and publishing live events as it goes.
+
+    `row_held`: this transaction still holds the run's row from the claim, so no cancellation can have come in
+    before the first commit.
+    """
+    held = [row_held]
     live = [_event(execution, "execution_started", version=execution.version, testMode=execution.test_mode)] \
         if execution.started_at is None else []
     execution.started_at = execution.started_at or utcnow()
@@ -134,6 +148,7 @@ def advance_once(execution: Execution, definition: WorkflowDefinition, state: Ru
         execution.lease_until = _lease_until()
         cancelled = _status_for_update(execution.id) == ExecutionStatus.CANCELLED
         db.session.commit()  # also ends the transaction: none stays open while a step with side effects runs
+        held[0] = False
         realtime.publish(live)
         live.clear()
         if cancelled:
@@ -148,8 +163,8 @@ def advance_once(execution: Execution, definition: WorkflowDefinition, state: Ru
         outcome = Outcome(ExecutionStatus.CANCELLED, stop.state, stop.records)
     _save_steps(execution, outcome.records[saved[0]:])
     live.extend(_step_event(execution, r) for r in outcome.records[saved[0]:])
-    status = _save_outcome(execution, outcome)
-    realtime.publish([*live, _outcome_event(execution)])
+    status, event = _save_outcome(execution, outcome, row_held=held[0])
+    realtime.publish([*live, event])
     return status, outcome
 
 
@@ -221,16 +236,18 @@ def _log_message(record) -> str:
     return f"{record.node_id} ({record.step_type}) {record.status}{branch} in {record.duration_ms:.1f} ms"
 
 
-def _save_outcome(execution: Execution, outcome: Outcome) -> str:
-    """Write the run's new status and state; a cancellation that came in meanwhile wins."""
+def _save_outcome(execution: Execution, outcome: Outcome, *, row_held: bool = False) -> tuple[str, tuple]:
+    """Write the run's new status and state (a cancellation that came in meanwhile wins); returns the status and
+    the live event, both taken before the commit expires the row's attributes (no reload afterwards)."""
     now = utcnow()
-    current = _status_for_update(execution.id)
+    current = ExecutionStatus.RUNNING if row_held else _status_for_update(execution.id)
     execution.state, execution.current_node = outcome.state.to_dict(), outcome.state.current
     execution.lease_until, execution.worker = None, None
     if current == ExecutionStatus.CANCELLED:
         execution.status = ExecutionStatus.CANCELLED  # already so in the database; this copy was loaded before
+        event = _outcome_event(execution)
         db.session.commit()
-        return ExecutionStatus.CANCELLED
+        return ExecutionStatus.CANCELLED, event
     execution.resume_at, execution.wait_event, execution.correlation_key = outcome.resume_at, None, None
     if outcome.status in ("completed", "failed"):
         execution.status = ExecutionStatus(outcome.status)
@@ -246,8 +263,9 @@ def _save_outcome(execution: Execution, outcome: Outcome) -> str:
         if outcome.wait_event:
             execution.wait_event = outcome.wait_event
             execution.correlation_key = correlation_key(outcome.wait_event, execution.contact_id)
+    status, event = execution.status, _outcome_event(execution)
     db.session.commit()
-    return execution.status
+    return status, event
 
 
 def _status_for_update(execution_id: str) -> str:
