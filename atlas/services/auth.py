@@ -7,6 +7,7 @@ import jwt
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from atlas.errors import Conflict, SignupDisabled, Unauthenticated, ValidationFailed
@@ -147,8 +148,8 @@ def signup_problems(email: str, password: str, name: str, organization_name: str
 
 
 def membership(user_id: str, organization_id: str) -> Membership | None:
-    """The user's membership in the organization, if any."""
-    return db.session.scalar(select(Membership).where(
+    """The user's membership in the organization (with the organization, in the same query), if any."""
+    return db.session.scalar(select(Membership).options(joinedload(Membership.organization)).where(
         Membership.user_id == user_id, Membership.organization_id == organization_id))
 
 

@@ -63,8 +63,11 @@ def position(priority: int, job_id: str) -> int | None:
 
 def depth() -> int:
     """Jobs waiting in every Atlas queue; 0 when Redis cannot say (the run is kept and the reconciler delivers it)."""
+    pipe = redis_holder.client.pipeline(transaction=False)  # one round trip for every queue
+    for name in current_app.config["ATLAS_QUEUES"]:
+        pipe.llen(queue(name).key)
     try:
-        return sum(queue(name).count for name in current_app.config["ATLAS_QUEUES"])
+        return sum(pipe.execute())
     except RedisError:
         return 0
 
