@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 
 from atlas.extensions import db
 from atlas.models import EnrollmentDecision
@@ -35,14 +35,34 @@ def record(org_id: str, workflow_id: str, *, contact_id: str | None, event_type:
            detail: dict | None = None, event_id: str | None = None, trigger_key: str | None = None,
            execution_id: str | None = None) -> EnrollmentDecision:
     """Add one decision to the session (the caller commits it with whatever it decided)."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown decision outcome {outcome!r}")
-    decision = EnrollmentDecision(id=new_id(), organization_id=org_id, workflow_id=workflow_id,
-                                  contact_id=contact_id, event_id=event_id, event_type=event_type,
-                                  trigger_key=trigger_key, outcome=outcome, reason=reason, detail=detail or {},
-                                  execution_id=execution_id, created_at=utcnow())
+    decision = build(org_id, workflow_id, contact_id=contact_id, event_type=event_type, outcome=outcome,
+                     reason=reason, detail=detail, event_id=event_id, trigger_key=trigger_key,
+                     execution_id=execution_id)
     db.session.add(decision)
     return decision
+
+
+def build(org_id: str, workflow_id: str, *, contact_id: str | None, event_type: str, outcome: str, reason: str,
+          detail: dict | None = None, event_id: str | None = None, trigger_key: str | None = None,
+          execution_id: str | None = None) -> EnrollmentDecision:
+    """A decision not yet in the session, for insert_many."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown decision outcome {outcome!r}")
+    return EnrollmentDecision(id=new_id(), organization_id=org_id, workflow_id=workflow_id, contact_id=contact_id,
+                              event_id=event_id, event_type=event_type, trigger_key=trigger_key, outcome=outcome,
+                              reason=reason, detail=detail or {}, execution_id=execution_id, created_at=utcnow())
+
+
+COLUMNS = ("id", "organization_id", "workflow_id", "contact_id", "event_id", "event_type", "trigger_key", "outcome",
+           "reason", "detail", "execution_id", "created_at")
+
+
+def insert_many(decisions: list[EnrollmentDecision]) -> None:
+    """Write built decisions in one INSERT (event ingestion evaluates every workflow: one statement, not N)."""
+    if decisions:
+        # Core executemany on the table: the ORM's bulk insert would split rows whose None columns differ.
+        db.session.execute(insert(EnrollmentDecision.__table__), [{c: getattr(d, c) for c in COLUMNS}
+                                                                   for d in decisions])
 
 
 def list_decisions(org_id: str, workflow_id: str | None = None, *, contact_id: str | None = None,

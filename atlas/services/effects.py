@@ -16,6 +16,7 @@ from atlas.core.steps.base import StepError
 HANDLER_MODULES = ("atlas.services.messaging", "atlas.services.crm_actions", "atlas.services.http_actions",
                    "atlas.services.subworkflows")
 _HANDLERS: dict[str, Callable[["EffectContext", dict], dict]] = {}
+_LOADED: list[bool] = []  # every handler module imported (one of them may have been imported, and registered, earlier)
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,12 @@ def handler(kind: str):
 def _load() -> None:
     for name in HANDLER_MODULES:
         importlib.import_module(name)
+    _LOADED.append(True)
 
 
 def perform(ctx: EffectContext, kind: str, params: dict) -> dict:
     """Run the handler for `kind`; an unknown kind is a step error, not a crash."""
-    if not _HANDLERS:
+    if not _LOADED:
         _load()
     fn = _HANDLERS.get(kind)
     if fn is None:

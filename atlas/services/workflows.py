@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from atlas import realtime
 from atlas.core.definition import DefinitionError, WorkflowDefinition
+from atlas.core.triggers import workflow_issues
 from atlas.core.validation import estimate_performance, has_errors, validate
 from atlas.errors import Conflict, InvalidWorkflowData, WorkflowNotFound, camelcase
 from atlas.extensions import db
@@ -87,6 +88,7 @@ def validate_workflow(org_id: str, workflow_id: str, workflow_data: dict | None 
     workflow = get_workflow(org_id, workflow_id)
     definition, issues = check_definition(workflow.workflow_data if workflow_data is None else workflow_data,
                                           workflow.trigger_type)
+    issues += workflow_issues(workflow.trigger_type, workflow.trigger_config, workflow.settings)
     by = {severity: [i for i in issues if i["severity"] == severity] for severity in ("error", "warning", "suggestion")}
     return {"is_valid": not by["error"], "errors": by["error"], "warnings": by["warning"],
             "suggestions": by["suggestion"],
@@ -117,6 +119,7 @@ def check_definition(data, trigger_type: str | None) -> tuple[WorkflowDefinition
 def create_workflow(org_id: str, user_id: str | None, data: dict) -> SaveResult:
     """Create a workflow (draft unless asked active, and only active when it has no errors)."""
     definition, issues = check_definition(data["workflow_data"], data["trigger_type"])
+    issues += workflow_issues(data["trigger_type"], data.get("trigger_config", {}), data.get("settings", {}))
     _ensure_activatable(data.get("status"), issues)
     _ensure_name_free(org_id, data["name"])
     workflow = Workflow(
@@ -137,8 +140,10 @@ def update_workflow(org_id: str, user_id: str | None, workflow_id: str, changes:
     workflow = get_workflow(org_id, workflow_id)
     definition, issues = check_definition(changes.get("workflow_data", workflow.workflow_data),
                                           changes.get("trigger_type", workflow.trigger_type))
+    issues += workflow_issues(*(changes.get(key, getattr(workflow, key))
+                                for key in ("trigger_type", "trigger_config", "settings")))
     new_status = changes.get("status", workflow.status)
-    if new_status != workflow.status or "workflow_data" in changes:
+    if new_status != workflow.status or any(key in changes for key in VERSIONED):
         _ensure_activatable(new_status, issues)
     renamed = "name" in changes and changes["name"] != workflow.name
     unarchived = workflow.status == WorkflowStatus.ARCHIVED and new_status != WorkflowStatus.ARCHIVED

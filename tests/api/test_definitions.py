@@ -15,9 +15,14 @@ def test_action_definitions_come_from_the_step_registry(client, staff_headers):
     wait = next(a for a in body["actions"] if a["type"] == "wait")
     assert wait["configSchema"]["required"] == ["duration"] and wait["retryPolicy"]["maxAttempts"] == 1
     assert (wait["category"], wait["sideEffects"], wait["branching"]) == ("control", False, False)
-    assert body["categories"] == [{"key": "control", "name": "Flow control", "count": 9,
-                                   "description": "Branch, split, wait and finish."}]
-    assert (body["customActions"], body["integrations"]) == ([], [])
+    assert [(c["key"], c["count"]) for c in body["categories"]] == [
+        ("control", 9), ("communication", 3), ("crm", 6), ("integration", 2)]
+    assert body["categories"][0] == {"key": "control", "name": "Flow control", "count": 9,
+                                     "description": "Branch, split, wait and finish."}
+    sms = next(a for a in body["actions"] if a["type"] == "send_sms")
+    assert (sms["category"], sms["sideEffects"], sms["retryPolicy"]["maxAttempts"]) == ("communication", True, 5)
+    assert body["customActions"] == []
+    assert [(i["key"], i["configured"]) for i in body["integrations"]] == [("smtp", False), ("sms", False)]
 
 
 def test_action_definitions_need_membership(client, staff):

@@ -4,69 +4,112 @@ import re
 import pytest
 
 from atlas.extensions import db
-from atlas.models import Execution, Membership, Workflow
+from atlas.models import Execution, Membership, Organization, Workflow
 from tests import factories
 from tests.api.helpers import assert_error, missing_id, without_timestamp
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+NOT_AN_ID = {"action_type"}  # a step type's key, the same for every organization
+# What another organization's (or a missing) id answers, by the URL argument it stands in.
+NOT_FOUND = {"workflow_id": "WORKFLOW_NOT_FOUND", "execution_id": "EXECUTION_NOT_FOUND",
+             "job_id": "EXECUTION_NOT_FOUND", "contact_id": "CONTACT_NOT_FOUND", "trigger_id": "TRIGGER_NOT_FOUND",
+             "template_id": "TEMPLATE_NOT_FOUND"}
 # A body that would succeed on the caller's own row, per (method, rule); others get {}.
 BODIES = {("PUT", "/api/v2/workflows/<workflow_id>"): {"name": "Hijacked", "status": "paused",
                                                        "workflowData": factories.definition("x")},
-          ("POST", "/api/v2/workflows/<workflow_id>/test"): {"testData": {}}}
+          ("POST", "/api/v2/workflows/<workflow_id>/test"): {"testData": {}},
+          ("PUT", "/api/v2/contacts/<contact_id>"): {"firstName": "Hijacked"},
+          ("POST", "/api/v2/triggers/<workflow_id>"): {"triggerType": "manual", "triggerName": "Hijack",
+                                                       "config": {}},
+          ("PUT", "/api/v2/triggers/<workflow_id>/<trigger_id>"): {"triggerName": "Hijacked"},
+          ("PUT", "/api/v2/config/email-templates/<template_id>"): {"name": "Hijacked"},
+          ("PUT", "/api/v2/config/sms-templates/<template_id>"): {"name": "Hijacked"}}
+ROUTES = {("GET", "/api/v2/workflows/<workflow_id>"), ("PUT", "/api/v2/workflows/<workflow_id>"),
+          ("DELETE", "/api/v2/workflows/<workflow_id>"), ("POST", "/api/v2/workflows/<workflow_id>/validate"),
+          ("POST", "/api/v2/workflows/<workflow_id>/execute"), ("POST", "/api/v2/workflows/<workflow_id>/test"),
+          ("POST", "/api/v2/workflows/<workflow_id>/stream-tickets"), ("POST", "/api/v2/queue/jobs/<job_id>/retry"),
+          ("GET", "/api/v2/workflows/<workflow_id>/stream"), ("GET", "/api/v2/workflows/<workflow_id>/executions"),
+          ("GET", "/api/v2/workflows/<workflow_id>/executions/<execution_id>"),
+          ("POST", "/api/v2/workflows/<workflow_id>/executions/<execution_id>/cancel"),
+          ("GET", "/api/v2/workflows/<workflow_id>/enrollment-decisions"),
+          ("GET", "/api/v2/contacts/<contact_id>"), ("PUT", "/api/v2/contacts/<contact_id>"),
+          ("GET", "/api/v2/triggers/<workflow_id>"), ("POST", "/api/v2/triggers/<workflow_id>"),
+          ("PUT", "/api/v2/triggers/<workflow_id>/<trigger_id>"),
+          ("DELETE", "/api/v2/triggers/<workflow_id>/<trigger_id>"),
+          *((m, f"/api/v2/config/{c}-templates/<template_id>") for m in ("GET", "PUT", "DELETE") for c in ("email", "sms"))}
 
 
 def routes_with_an_id(app):
     """Every (method, rule) of /api/v2 that addresses one row by id."""
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/v2/") and rule.arguments and not rule.endpoint.startswith("api-docs"):
+        if rule.rule.startswith("/api/v2/") and set(rule.arguments) - NOT_AN_ID \
+                and not rule.endpoint.startswith("api-docs"):
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 yield method, rule.rule
 
 
-def call(client, method, rule, row_id, headers):
-    url = re.sub(r"<[^>]+>", row_id, rule)
+def call(client, method, rule, ids: dict, headers):
+    """Call the route with each URL argument replaced by ids[argument] (in URL order)."""
+    url = re.sub(r"<([^>]+)>", lambda m: ids[m.group(1)], rule)
     body = BODIES.get((method, rule), {}) if method in MUTATING else None
     return client.open(url, method=method, headers={**headers, "X-Request-ID": "tenancy"}, json=body)
 
 
 def test_the_id_routes_are_the_ones_this_file_knows(app):
     """A new endpoint that takes an id is covered by the test below; this fails to make someone look at it."""
-    assert set(routes_with_an_id(app)) == {("GET", "/api/v2/workflows/<workflow_id>"),
-                                           ("PUT", "/api/v2/workflows/<workflow_id>"),
-                                           ("DELETE", "/api/v2/workflows/<workflow_id>"),
-                                           ("POST", "/api/v2/workflows/<workflow_id>/validate"),
-                                           ("POST", "/api/v2/workflows/<workflow_id>/execute"),
-                                           ("POST", "/api/v2/workflows/<workflow_id>/test"),
-                                           ("POST", "/api/v2/workflows/<workflow_id>/stream-tickets"),
-                                           ("POST", "/api/v2/queue/jobs/<job_id>/retry"),
-                                           ("GET", "/api/v2/workflows/<workflow_id>/stream"),
-                                           ("GET", "/api/v2/workflows/<workflow_id>/executions"),
-                                           ("GET", "/api/v2/workflows/<workflow_id>/executions/<execution_id>"),
-                                           ("POST",
-                                            "/api/v2/workflows/<workflow_id>/executions/<execution_id>/cancel")}
+    assert set(routes_with_an_id(app)) == ROUTES
+
+
+@pytest.fixture
+def rows(org, staff, foreign_workflow, outsider):
+    """One row of each addressable kind in each organization: {"ours": {arg: id}, "theirs": {arg: id}}."""
+    from atlas.models import MessageTemplate, WorkflowTrigger
+
+    def make(organization, workflow, user):
+        run = Execution(organization_id=organization.id, workflow_id=workflow.id, version=1, status="failed")
+        contact = factories.make_contact(organization, first_name="Original")
+        trigger = WorkflowTrigger(organization_id=organization.id, workflow_id=workflow.id, trigger_type="manual",
+                                  name="Original", config={})
+        template = MessageTemplate(organization_id=organization.id, channel="email", name="Original",
+                                   subject="Hi", body="Hello")
+        db.session.add_all([run, trigger, template])
+        db.session.commit()
+        return {"workflow_id": workflow.id, "execution_id": run.id, "job_id": run.id, "contact_id": contact.id,
+                "trigger_id": trigger.id, "template_id": template.id}
+
+    ours = make(org, factories.make_workflow(org, staff, name="Our own"), staff)
+    return {"ours": ours, "theirs": make(foreign_workflow.organization_id and
+                                         db.session.get(Organization, foreign_workflow.organization_id),
+                                         foreign_workflow, outsider)}
 
 
 def test_every_id_route_answers_another_organization_s_id_exactly_as_a_missing_one(
-        app, client, member, foreign_workflow):
+        app, client, member, foreign_workflow, rows):
     _, owner_headers = member("owner")  # the strongest role, so no call stops at a permission check
     before = (foreign_workflow.name, foreign_workflow.status, foreign_workflow.version, foreign_workflow.archived_at)
-
-    foreign_run = Execution(organization_id=foreign_workflow.organization_id, workflow_id=foreign_workflow.id,
-                            version=1, status="failed")
-    db.session.add(foreign_run)
-    db.session.commit()
+    missing = {arg: missing_id() for arg in NOT_FOUND}
     for method, rule in routes_with_an_id(app):
-        by_job = rule.startswith("/api/v2/queue/")  # addressed by an execution id, not a workflow id
-        foreign = call(client, method, rule, foreign_run.id if by_job else foreign_workflow.id, owner_headers)
-        missing = call(client, method, rule, missing_id(), owner_headers)
-
-        assert_error(foreign, 404, "EXECUTION_NOT_FOUND" if by_job else "WORKFLOW_NOT_FOUND")
-        assert without_timestamp(foreign) == without_timestamp(missing), (method, rule)
-        assert foreign.headers["Content-Length"] == missing.headers["Content-Length"]
+        args = re.findall(r"<([^>]+)>", rule)
+        # every id theirs; then our own parents with only the last id theirs (our workflow, their execution)
+        for ids, code in ((rows["theirs"], NOT_FOUND[args[0]]), ({**rows["ours"], args[-1]: rows["theirs"][args[-1]]},
+                                                                   NOT_FOUND[args[-1]])):
+            foreign = call(client, method, rule, ids, owner_headers)
+            absent = call(client, method, rule, {**ids, **{a: missing[a] for a in args if ids[a] != rows["ours"][a]}},
+                          owner_headers)
+            assert_error(foreign, 404, code)
+            assert without_timestamp(foreign) == without_timestamp(absent), (method, rule)
+            assert foreign.headers["Content-Length"] == absent.headers["Content-Length"]
 
     db.session.expire_all()
     row = db.session.get(Workflow, foreign_workflow.id)
     assert (row.name, row.status, row.version, row.archived_at) == before
+    from atlas.models import Contact, MessageTemplate, WorkflowTrigger
+
+    theirs = rows["theirs"]
+    assert db.session.get(Contact, theirs["contact_id"]).first_name == "Original"
+    assert db.session.get(WorkflowTrigger, theirs["trigger_id"]).name == "Original"
+    assert db.session.get(MessageTemplate, theirs["template_id"]).name == "Original"
+    assert db.session.get(Execution, theirs["execution_id"]).status == "failed"
 
 
 def test_a_member_of_both_organizations_reaches_a_row_only_through_its_own_organization(

@@ -45,7 +45,7 @@ def versions(workflow_id) -> list[tuple[int, list[str]]]:
 
 def test_create_returns_the_workflow_its_validation_and_a_truthful_estimate(create, org, staff):
     response = create(name="  New lead welcome ", description="Text new leads", category="Lead nurture",
-                      tags=["sms", "leads", "sms", " leads "], triggerConfig={"source": "web"},
+                      tags=["sms", "leads", "sms", " leads "], triggerConfig={"leadSources": ["website"]},
                       settings={"timezone": "Europe/London"},
                       workflowData={"nodes": [{"id": "a", "type": "wait", "config": {"duration": TEN_MINUTES}},
                                               {"id": "b", "type": "end"}],
@@ -60,7 +60,7 @@ def test_create_returns_the_workflow_its_validation_and_a_truthful_estimate(crea
     assert (workflow["status"], workflow["version"], workflow["stepCount"], workflow["usageCount"]) == (
         "draft", 1, 2, 0)
     assert workflow["tags"] == ["leads", "sms"]
-    assert (workflow["triggerType"], workflow["triggerConfig"]) == ("lead_created", {"source": "web"})
+    assert (workflow["triggerType"], workflow["triggerConfig"]) == ("lead_created", {"leadSources": ["website"]})
     assert workflow["settings"] == {"timezone": "Europe/London"}
     assert workflow["workflowData"] == {  # normalised: schemaVersion, names and configs filled in
         "schemaVersion": 1,
