@@ -1,4 +1,9 @@
-"""`flask --app wsgi atlas ...`: create organizations and users, issue tokens, seed the demo, run a worker."""
+"""`flask --app wsgi atlas ...`: create organizations and users, issue tokens, seed the demo, run a worker or the
+scheduler."""
+import json
+import time
+from datetime import UTC, datetime
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -73,6 +78,41 @@ def worker(burst):
     from jobs.worker import run_worker
 
     run_worker(burst=burst)
+
+
+@atlas_cli.command("tick")
+@click.option("--now", "now", help="Evaluate as if it were this ISO instant (UTC if no offset); for tests and drills.")
+@click.option("--no-lock", is_flag=True, help="Skip the Redis lock (the unique key alone keeps fires exactly once).")
+def tick(now, no_lock):
+    """Fire the scheduled and date-based triggers that are due, once, and print a JSON summary."""
+    from atlas.services import scheduler
+
+    click.echo(json.dumps(scheduler.tick(_instant(now) if now else None, lock=not no_lock)))
+
+
+@atlas_cli.command("scheduler")
+@click.option("--interval", type=float, help="Seconds between ticks [default: ATLAS_RECONCILE_SECONDS].")
+def scheduler_loop(interval):
+    """Tick forever (workers already tick; a separate scheduler process is optional and safe beside them)."""
+    from atlas.services import scheduler
+
+    while True:
+        try:
+            summary = scheduler.tick()
+            if summary["fired"] or summary["errors"]:
+                click.echo(json.dumps(summary))
+        except Exception as exc:  # keep ticking through a database or Redis hiccup
+            click.echo(f"tick failed: {exc}", err=True)
+        db.session.remove()
+        time.sleep(interval or current_app.config["ATLAS_RECONCILE_SECONDS"])
+
+
+def _instant(value: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--now {value!r} is not an ISO date and time")
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def _fail(message: str):

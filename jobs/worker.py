@@ -22,8 +22,10 @@ def run_worker(burst: bool = False) -> None:
 
 
 def start_reconciler(app) -> threading.Thread:
-    """Every ATLAS_RECONCILE_SECONDS, deliver again what Redis lost (safe with any number of workers)."""
+    """Every ATLAS_RECONCILE_SECONDS, deliver again what Redis lost and fire due scheduled triggers (both safe with
+    any number of workers)."""
     from atlas.services.runner import reconcile
+    from atlas.services.scheduler import tick
 
     def loop():
         while True:
@@ -35,6 +37,12 @@ def start_reconciler(app) -> threading.Thread:
                         log.info("reconciler delivered %d run(s) again", delivered)
                 except Exception:  # keep the loop alive through a database or Redis hiccup
                     log.exception("reconciler pass failed")
+            with app.app_context():  # a context of its own: a failed pass above leaves no broken session behind
+                try:
+                    if (fired := tick()["fired"]):
+                        log.info("scheduler fired %d occurrence(s)", fired)
+                except Exception:
+                    log.exception("scheduler tick failed")
 
     thread = threading.Thread(target=loop, name="atlas-reconciler", daemon=True)
     thread.start()

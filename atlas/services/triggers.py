@@ -44,6 +44,17 @@ def definitions() -> dict:
             "custom_triggers": []}
 
 
+def names() -> dict[str, str]:
+    """Trigger type -> its name, for pages that show a workflow's trigger."""
+    return {t.key: t.name for t in catalog.all_types()}
+
+
+def grouped() -> list[tuple[str, list]]:
+    """The catalog by category name, for a picker: [(category, [trigger type, ...]), ...]."""
+    return [(c["name"], [t for t in catalog.all_types() if t.category == c["key"]]) for c in catalog.categories()
+            if c["count"]]
+
+
 # --- a workflow's triggers ----------------------------------------------------------------------------------------
 
 def workflow_triggers(org_id: str, workflow_id: str) -> dict:

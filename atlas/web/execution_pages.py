@@ -15,13 +15,13 @@ from jinja2_fragments.flask import render_block
 
 from atlas import realtime
 from atlas.errors import AtlasError, Conflict, InsufficientPermissions, NotFound
-from atlas.services import audit, auth, queue_admin, runner
+from atlas.services import audit, auth, queue_admin, runner, triggers
 from atlas.services import executions as service
 from atlas.services.workflows import get_workflow
 from atlas.web import execution_display as display
 from atlas.web.run_form import read_run_form
 from atlas.web.session import login_required
-from atlas.web.workflow_pages import MAX_PAGE, TRIGGERS
+from atlas.web.workflow_pages import MAX_PAGE
 
 bp = Blueprint("execution_pages", __name__, url_prefix="/workflows/<workflow_id>/executions")
 # The stream carries every run of the workflow; the page listens to these, filtered to its own run in the browser.
@@ -67,7 +67,7 @@ def _list_context(workflow_id: str, params: dict, **extra) -> dict:
     filtered = any(params[k] for k in ("status", "from", "to"))
     return {"workflow": workflow, "executions": rows, "pagination": pagination, "analytics": analytics,
             "params": params, "filtered": filtered, "has_runs": bool(rows) or filtered,
-            "statuses": display.STATUS_LABELS, "trigger": TRIGGERS.get(workflow.trigger_type, workflow.trigger_type),
+            "statuses": display.STATUS_LABELS, "trigger": triggers.names().get(workflow.trigger_type, workflow.trigger_type),
             "can_run": g.membership.allows("staff"), "tz": g.organization.timezone,
             "memberships": auth.memberships(g.user), "form": {}, "errors": {}, "run_open": False, **extra}
 

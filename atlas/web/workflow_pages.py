@@ -6,16 +6,11 @@ from jinja2_fragments.flask import render_block
 
 from atlas.errors import AtlasError, InsufficientPermissions
 from atlas.models import WorkflowStatus
-from atlas.services import auth
+from atlas.services import auth, triggers
 from atlas.services import workflows as service
 from atlas.web.session import login_required
 
 bp = Blueprint("workflow_pages", __name__)
-# The trigger catalog arrives with the triggers issue; until then the new-workflow form offers the common ones.
-TRIGGERS = {"lead_created": "A new lead is created", "form_submitted": "A form is submitted",
-            "class_booked": "A class is booked", "class_missed": "A member misses a class",
-            "membership_expiring": "A membership is about to expire", "payment_failed": "A payment fails",
-            "manual": "Started by hand"}
 SORTS = {"created_at": "Newest", "name": "Name", "last_run_at": "Last run", "usage_count": "Most used"}
 MAX_PAGE = 100_000  # a larger page number is a typo; beyond it the offset would overflow SQLite's integers
 
@@ -51,7 +46,7 @@ def _list_context(params: dict) -> dict:
         rows, pagination = service.list_workflows(g.organization.id, **params)
     filters = service.list_filters(g.organization.id)
     return {"workflows": rows, "pagination": pagination, "filters": filters, "params": params, "sorts": SORTS,
-            "triggers": TRIGGERS, "memberships": auth.memberships(g.user), "can_edit": g.membership.allows("staff"),
+            "triggers": triggers.names(), "memberships": auth.memberships(g.user), "can_edit": g.membership.allows("staff"),
             "has_workflows": bool(filters["statuses"]),
             "filtered": any(params[k] for k in ("status", "category", "search", "tags"))}
 
@@ -74,7 +69,7 @@ def new():
             else:
                 flash(f"Workflow “{body['name']}” created as a draft.")
                 return redirect(url_for("workflow_pages.index"))
-    return render_template("workflows/new.html", form=form, errors=errors, triggers=TRIGGERS,
+    return render_template("workflows/new.html", form=form, errors=errors, trigger_groups=triggers.grouped(),
                            memberships=auth.memberships(g.user)), 422 if errors else 200
 
 
@@ -92,7 +87,7 @@ def _new_problems(body: dict) -> dict:
         problems["name"] = "Give the workflow a name."
     elif len(body["name"]) > 120:
         problems["name"] = "Keep the name to 120 characters."
-    if body["trigger_type"] not in TRIGGERS:
+    if body["trigger_type"] not in triggers.names():
         problems["trigger_type"] = "Choose what starts the workflow."
     if body["category"] and len(body["category"]) > 64:
         problems["category"] = "Keep the category to 64 characters."

@@ -169,7 +169,7 @@ def test_pages_of_runs(staff_client, org, workflow):
 def test_empty_history_says_what_to_do(staff_client, workflow):
     page = staff_client.get(url(workflow)).get_data(as_text=True)
     words = text(page)
-    assert "No runs yet" in words and "runs on its own when a new lead is created" in words
+    assert "No runs yet" in words and "starts by itself on its trigger, “Lead created”" in words
     assert "press Run now and give it a test contact" in words
     assert 'role="search"' not in page and "How the runs went" not in page
 

@@ -216,7 +216,7 @@ def test_list_filters(staff_client, catalogue, query, expected):
 def test_list_shows_status_trigger_category_and_tags(staff_client, catalogue):
     page = staff_client.get("/").get_data(as_text=True)
     assert '<span class="badge badge-paused">Paused</span>' in page
-    assert "A member misses a class" in page  # the trigger in words, not its key
+    assert "Class missed (no-show)" in page  # the trigger in words, not its key
     assert '<span class="tag">sms</span>' in page
     assert "4 workflows" in page
     assert options(page, "f-category") == {"All categories": False, "Billing": False, "Lead nurture": False,
@@ -312,7 +312,7 @@ def test_viewer_cannot_open_or_post_the_new_workflow_form(viewer_client):
 
 def test_new_workflow_form_creates_a_draft(staff_client, org, staff):
     form = staff_client.get("/workflows/new").get_data(as_text=True)
-    assert options(form, "trigger_type")["A member misses a class"] is False and len(options(form, "trigger_type")) == 7
+    assert options(form, "trigger_type")["Class missed (no-show)"] is False and len(options(form, "trigger_type")) == 14
     response = staff_client.post("/workflows/new", data={
         "name": "  Trial follow-up ", "trigger_type": "class_booked", "category": "Lead nurture",
         "description": "After a trial class"})
