@@ -8,7 +8,9 @@ STATUSES = [s.value for s in ExecutionStatus]
 
 
 class ExecuteWorkflowRequest(CamelSchema):
-    input_data = fields.Dict(load_default=dict, metadata={"description": "inputData.contact is the run's contact"})
+    input_data = fields.Dict(load_default=dict, metadata={
+        "description": "inputData.contactId names a CRM contact (the run reads it as it is at each step); "
+                       "inputData.contact gives a contact as a snapshot instead"})
     trigger_data = fields.Dict(load_default=dict)
     priority = fields.Integer(load_default=5, validate=validate.Range(min=1, max=10))
     scheduled_at = fields.AwareDateTime(allow_none=True)

@@ -65,6 +65,16 @@ def current_data(org_id: str, contact_id: str | None, fallback: dict) -> dict:
 
 # --- reading -------------------------------------------------------------------------------------------------------
 
+def for_run(org_id: str, data: dict) -> tuple[str | None, dict]:
+    """The contact a run is about, from inputData/testData: `contactId` names a CRM contact (CONTACT_NOT_FOUND
+    otherwise); else `contact` is taken as given (a snapshot, e.g. for a contact that lives elsewhere)."""
+    if data.get("contactId") is not None:
+        contact = get_contact(org_id, str(data["contactId"]))
+        return contact.id, contact_data(contact)
+    snapshot = dict(data.get("contact") or {})
+    return (str(snapshot["id"]) if snapshot.get("id") is not None else None), snapshot
+
+
 def list_contacts(org_id: str, *, search: str | None = None, tags: list[str] | None = None,
                   status: str | None = None, page: int = 1, limit: int = 20) -> tuple[list[Contact], dict]:
     """One page of contacts, newest first: search over name, email and phone; tags = having all of them."""

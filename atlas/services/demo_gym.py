@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 from datetime import date, datetime, time, timedelta, timezone
 
+from sqlalchemy import select
+
 from atlas.extensions import db
 from atlas.models import (
     Booking,
@@ -143,3 +145,31 @@ def _payments(org_id: str, members: list[Contact], today: date) -> list[Payment]
                            failure_reason="card_declined" if failed else None,
                            created_at=datetime.combine(today - timedelta(days=i + 1), time(6), tzinfo=timezone.utc)))
     return out
+
+
+def seed_events(org) -> int:
+    """A few things that just happened at the gym, reported as events: they enroll contacts in the active demo
+    workflows (a new lead from Instagram, a no-show, a failed card, a lead who opted out of texts) so that runs,
+    outbox messages and enrollment decisions are there to look at. Returns how many runs they started."""
+    from atlas.services import events
+
+    members = db.session.scalars(select(Contact).where(Contact.organization_id == org.id, Contact.status == "member")
+                                 .order_by(Contact.created_at)).all()
+    opted_out = db.session.scalar(select(Contact).where(Contact.organization_id == org.id,
+                                                        Contact.sms_opt_out.is_(True)))
+    failed = db.session.scalar(select(Payment).where(Payment.organization_id == org.id, Payment.status == "failed"))
+    happened = [
+        ("lead_created", {"contact": {"first_name": "Nadia", "last_name": "Brooks", "email": "nadia.brooks@example.com",
+                                      "phone": "+447700900123", "lead_source": "instagram"}}),
+        ("lead_created", {"contact_id": opted_out.id}),
+        ("class_missed", {"contact_id": members[0].id, "payload": {"className": "HIIT Blast"}}),
+        ("payment_failed", {"contact_id": failed.contact_id,
+                            "payload": {"amountCents": failed.amount_cents, "currency": failed.currency,
+                                        "failureReason": failed.failure_reason}}),
+    ]
+    started = 0
+    for kind, fields in happened:
+        answer = events.record_event(org.id, kind, source="demo", idempotency_key=f"demo-{kind}-{len(fields)}-"
+                                     f"{fields.get('contact_id', 'new')}", **fields)
+        started += sum(1 for d in answer["decisions"] if d.outcome == "enrolled")
+    return started

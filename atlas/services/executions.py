@@ -15,7 +15,7 @@ from atlas.errors import AtlasError, Conflict, NotFound
 from atlas.extensions import cache, db
 from atlas.models import TERMINAL, Execution, ExecutionStatus, ExecutionStep, WorkflowStatus
 from atlas.models.base import new_id, utcnow
-from atlas.services import queue, runner
+from atlas.services import contacts, queue, runner
 from atlas.services.pagination import paginate
 from atlas.services.tenancy import scoped
 from atlas.services.workflows import check_definition, get_workflow, step_timings
@@ -42,10 +42,9 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
     version, definition = runnable_definition(workflow, test_mode)
     if queue.depth() >= current_app.config["ATLAS_MAX_QUEUE_DEPTH"]:
         raise QueueFull()
-    contact = dict(input_data.get("contact") or {})
+    contact_id, contact = contacts.for_run(org_id, input_data)
     execution = Execution(organization_id=org_id, workflow_id=workflow.id, version=version, definition=definition,
-                          priority=priority, test_mode=test_mode, contact=contact,
-                          contact_id=str(contact["id"]) if contact.get("id") is not None else None,
+                          priority=priority, test_mode=test_mode, contact=contact, contact_id=contact_id,
                           trigger_data=trigger_data, input_data=input_data, context=context or {},
                           scheduled_at=scheduled_at, idempotency_key=idempotency_key, created_by=user_id)
     execution.id = execution_id = new_id()
@@ -168,16 +167,22 @@ def _ms(later, earlier) -> float | None:
 
 
 def deliver_event(org_id: str, event: str, contact_id: str, payload: dict) -> list[str]:
-    """An event for a contact: runs waiting for it go on along their event branch; runs whose goal it is jump there."""
+    """An event for a contact: runs waiting for it go on along their event branch; runs whose goal it is (by event,
+    or by a condition that now holds, e.g. the contact became a member) jump there, even in the middle of a wait."""
     resumed = []
     waiting = db.session.scalars(scoped(Execution, org_id).where(
         Execution.contact_id == contact_id, Execution.status == ExecutionStatus.WAITING).with_for_update()).all()
+    now = utcnow()
     for execution in waiting:
         definition = runner.definition_of(execution)
         state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
-        goal = engine.goal_for_event(definition, event)
+        contact = contacts.current_data(org_id, contact_id, execution.contact)
+        goal, how = engine.goal_for_event(definition, event), "event"
+        if goal is None or goal in state.path:
+            goal, how = engine.goal_by_condition(definition, state, trigger=execution.trigger_data, contact=contact,
+                                                 now=now), "condition"
         if goal is not None and goal not in state.path:
-            state = runner.abandon_wait(execution, definition, state, goal)
+            state = runner.abandon_wait(execution, definition, state, goal, how)
         elif execution.correlation_key == runner.correlation_key(event, contact_id) and state.waiting:
             state = runner.end_wait(execution, definition, state, branch="event", received=payload)
         else:

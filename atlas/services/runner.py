@@ -195,11 +195,13 @@ def end_wait(execution: Execution, definition: WorkflowDefinition, state: RunSta
     return resumed
 
 
-def abandon_wait(execution: Execution, definition: WorkflowDefinition, state: RunState, goal_id: str) -> RunState:
-    """A goal event pulls the run away from its wait: the wait's step row says it was skipped."""
+def abandon_wait(execution: Execution, definition: WorkflowDefinition, state: RunState, goal_id: str,
+                 how: str = "event") -> RunState:
+    """A goal (its event, or its condition now holding) pulls the run away from its wait: the wait's step row says
+    it was skipped."""
     if state.waiting:
         _close_wait(execution, state.current, "skipped", None, state.outputs.get(state.current))
-    return engine.jump_to_goal(definition, state, goal_id, "event")
+    return engine.jump_to_goal(definition, state, goal_id, how)
 
 
 def _close_wait(execution: Execution, node_id: str, status: str, branch: str | None, output: dict | None) -> None:

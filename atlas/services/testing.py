@@ -12,7 +12,7 @@ from atlas.core import engine
 from atlas.extensions import db
 from atlas.models import Execution, ExecutionStatus, ExecutionStep
 from atlas.models.base import utcnow
-from atlas.services import runner
+from atlas.services import contacts, runner
 from atlas.services.executions import runnable_definition
 from atlas.services.workflows import get_workflow
 
@@ -24,11 +24,10 @@ def run_test(org_id: str, user_id: str | None, workflow_id: str, test_data: dict
     """Run the workflow once in test mode and return every step's result, the timings and the log."""
     workflow = get_workflow(org_id, workflow_id)
     version, definition_data = runnable_definition(workflow, test_mode=True)
-    contact = dict(test_data.get("contact") or {})
+    contact_id, contact = contacts.for_run(org_id, test_data)
     execution = Execution(organization_id=org_id, workflow_id=workflow.id, version=version,
                           definition=definition_data, test_mode=True, status=ExecutionStatus.RUNNING,
-                          trigger_data=dict(test_data.get("trigger") or {}), contact=contact,
-                          contact_id=str(contact["id"]) if contact.get("id") is not None else None,
+                          trigger_data=dict(test_data.get("trigger") or {}), contact=contact, contact_id=contact_id,
                           input_data={"testData": test_data, "mockExternalServices": mock_external_services},
                           created_by=user_id)
     db.session.add(execution)

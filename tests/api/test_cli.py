@@ -133,8 +133,19 @@ def test_seed_demo_creates_the_demo_gym_once_with_the_configured_password(atlas,
                                                     "password": "demo-password-from-env"}).json["accessToken"]
     listed = client.get("/api/v2/workflows?sortBy=name&sortOrder=asc",
                         headers={"Authorization": f"Bearer {token}", "X-Organization-ID": gyms[0].id}).json
-    assert [w["name"] for w in listed["workflows"]] == [
-        "Membership renewal reminder", "Missed class win-back", "New lead welcome"]
+    assert [(w["name"], w["status"]) for w in listed["workflows"]] == [
+        ("Failed payment follow-up", "active"), ("Membership renewal reminder", "active"),
+        ("Missed class win-back", "active"), ("New lead welcome", "active")]
+    # the seeded events enrolled contacts: two new leads, the no-show and the failed card
+    from atlas.models import EnrollmentDecision, Execution
+
+    runs = db.session.scalars(select(Execution).where(Execution.organization_id == gyms[0].id)).all()
+    names = {w["id"]: w["name"] for w in listed["workflows"]}
+    assert sorted(names[r.workflow_id] for r in runs) == [
+        "Failed payment follow-up", "Missed class win-back", "New lead welcome", "New lead welcome"]
+    outcomes = {d.outcome for d in db.session.scalars(select(EnrollmentDecision).where(
+        EnrollmentDecision.organization_id == gyms[0].id))}
+    assert outcomes >= {"enrolled", "trigger_mismatch"}
 
 
 def test_seed_demo_generates_a_password_once_and_keeps_it(atlas, app, tmp_path, monkeypatch):

@@ -544,3 +544,28 @@ def test_each_execute_and_cancel_leaves_an_audit_entry(client, org, staff, workf
         ("req-again", "workflow.execute", 202, "execution", execution_id),  # the same run, nothing new started
         ("req-execute", "workflow.execute", 202, "execution", execution_id)]
     assert {e["userId"] for e in logged} == {staff.id} and runs() == 1
+
+
+def test_a_run_for_a_crm_contact_reads_the_contact_as_it_is_at_each_step(client, org, workflow, staff_headers):
+    from atlas.services import contacts, runner
+
+    sarah = factories.make_contact(org, first_name="Sarah", last_name="Mitchell", tags=["new-lead"])
+    response = execute(client, workflow, staff_headers, inputData={"contactId": sarah.id})
+
+    assert response.status_code == 202, response.json
+    execution = run_of(response.json["executionId"])
+    assert (execution.contact_id, execution.contact["first_name"], execution.contact["tags"]) == (
+        sarah.id, "Sarah", ["new-lead"])
+    contacts.set_fields(org.id, sarah.id, {"first_name": "Sally"}, source="api")  # renamed before the run starts
+    db.session.commit()
+    runner.run_execution(execution.id)
+    db.session.expire_all()
+    assert run_of(execution.id).state["variables"]["greeting"] == "Hi Sally Mitchell"
+
+
+def test_an_unknown_or_foreign_contact_id_starts_nothing(client, workflow, staff_headers, other_org):
+    foreign = factories.make_contact(other_org)
+    for contact_id in (foreign.id, "no-such-contact"):
+        response = execute(client, workflow, staff_headers, inputData={"contactId": contact_id})
+        assert_error(response, 404, "CONTACT_NOT_FOUND")
+    assert db.session.scalar(select(func.count()).select_from(Execution)) == 0

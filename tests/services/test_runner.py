@@ -177,3 +177,29 @@ def test_the_execute_estimate_is_measured_then_reused_from_the_cache(org, workfl
     db.session.commit()
     assert executions.estimate_for(workflow.id, org.id, workflow.version) == estimate  # ...the cached one stands
     assert execution.id
+
+
+def test_a_goal_condition_that_comes_true_while_the_run_waits_pulls_it_to_the_goal_at_once(org, staff):
+    """The lead becomes a member in the middle of a two-day wait: the nurture stops now, not in two days."""
+    from atlas.services import contacts
+
+    data = {"nodes": [{"id": "pause", "type": "wait", "config": {"duration": {"amount": 2, "unit": "days"}}},
+                      {"id": "nudge", "type": "set_variable", "config": {"name": "nudged", "value": True}},
+                      {"id": "member", "type": "goal", "config": {"condition": {
+                          "field": "contact.status", "operator": "equals", "value": "member"}}},
+                      {"id": "celebrate", "type": "set_variable", "config": {"name": "celebrated", "value": True}}],
+            "edges": [{"source": "pause", "target": "nudge"}, {"source": "nudge", "target": "member"},
+                      {"source": "member", "target": "celebrate"}]}
+    workflow = factories.make_workflow(org, staff, name="Convert by status", status="active", workflow_data=data)
+    lead = factories.make_contact(org, first_name="Sarah")
+    execution = start(org, workflow, input_data={"contactId": lead.id})
+    work()
+    assert db.session.get(Execution, execution.id).status == "waiting"
+
+    contacts.set_fields(org.id, lead.id, {"status": "member"}, source="api")  # emits status_changed
+    work()
+
+    execution = db.session.get(Execution, execution.id)
+    assert execution.status == "completed" and execution.state["variables"] == {"celebrated": True}
+    assert execution.state["outputs"]["member"] == {"reached": True, "how": "condition"}
+    assert steps_of(execution) == [("pause", "skipped"), ("celebrate", "completed")]
