@@ -22,27 +22,29 @@ def run_worker(burst: bool = False) -> None:
 
 
 def start_reconciler(app) -> threading.Thread:
-    """Every ATLAS_RECONCILE_SECONDS, deliver again what Redis lost and fire due scheduled triggers (both safe with
-    any number of workers)."""
+    """Every ATLAS_RECONCILE_SECONDS, deliver again what Redis lost, fire due scheduled triggers and (hourly) purge
+    old enrollment decisions: all safe with any number of workers."""
+    from atlas.services.decisions import purge_if_due
     from atlas.services.runner import reconcile
     from atlas.services.scheduler import tick
+
+    def reconciled():
+        if (delivered := reconcile()):
+            log.info("reconciler delivered %d run(s) again", delivered)
+
+    def scheduled():
+        if (fired := tick()["fired"]):
+            log.info("scheduler fired %d occurrence(s)", fired)
 
     def loop():
         while True:
             time.sleep(app.config["ATLAS_RECONCILE_SECONDS"])
-            with app.app_context():
-                try:
-                    delivered = reconcile()
-                    if delivered:
-                        log.info("reconciler delivered %d run(s) again", delivered)
-                except Exception:  # keep the loop alive through a database or Redis hiccup
-                    log.exception("reconciler pass failed")
-            with app.app_context():  # a context of its own: a failed pass above leaves no broken session behind
-                try:
-                    if (fired := tick()["fired"]):
-                        log.info("scheduler fired %d occurrence(s)", fired)
-                except Exception:
-                    log.exception("scheduler tick failed")
+            for task in (reconciled, scheduled, purge_if_due):
+                with app.app_context():  # a context each: a failed pass leaves no broken session to the next
+                    try:
+                        task()
+                    except Exception:  # keep the loop alive through a database or Redis hiccup
+                        log.exception("%s failed", task.__name__)
 
     thread = threading.Thread(target=loop, name="atlas-reconciler", daemon=True)
     thread.start()

@@ -109,3 +109,31 @@ def step_registry(monkeypatch):
 def sleep_step(step_registry):
     """The test-only `test_sleep` step type, registered in this process (workers load it via ATLAS_STEP_MODULES)."""
     return importlib.import_module("tests.support.slow_steps")
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server on 127.0.0.1 recording each request (tests/support/http_server.py)."""
+    from tests.support.http_server import LocalServer
+
+    local = LocalServer().start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Every address a connection is opened to; anything off loopback fails the test before a packet leaves."""
+    import ipaddress
+    import socket
+
+    opened, real = [], socket.create_connection
+
+    def spy(address, *args, **kwargs):
+        opened.append(address[0])
+        if not ipaddress.ip_address(address[0]).is_loopback:
+            pytest.fail(f"the client tried to connect to {address[0]}")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", spy)
+    return opened

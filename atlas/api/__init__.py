@@ -1,7 +1,19 @@
 """/api/v2: flask-smorest blueprints, the OpenAPI document and the request hooks they share."""
 from flask_smorest import Api
 
-from atlas.api import actions, audit_logs, auth, contacts, events, executions, messaging, queue, stream, triggers, workflows
+from atlas.api import (
+    actions,
+    audit_logs,
+    auth,
+    contacts,
+    events,
+    executions,
+    messaging,
+    queue,
+    stream,
+    triggers,
+    workflows,
+)
 from atlas.api.context import ORG, PUBLIC, USER, audit_mutation, authenticate_request
 from atlas.api.schemas import ApiErrorResponse
 from atlas.errors import handle_http_exception

@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 from atlas.api import trigger_schemas as s
 from atlas.services import triggers as service
 
-blp = Blueprint("triggers", __name__, url_prefix="/api/v2", description="Trigger definitions, a workflow's triggers, the enrollment decision log and trigger configuration")
+blp = Blueprint("triggers", __name__, url_prefix="/api/v2",
+                description="Trigger definitions, a workflow's triggers, the enrollment decision log and trigger configuration")
 
 
 @blp.route("/triggers/definitions")

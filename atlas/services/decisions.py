@@ -78,6 +78,18 @@ def list_decisions(org_id: str, workflow_id: str | None = None, *, contact_id: s
     return paginate(query.order_by(EnrollmentDecision.created_at.desc(), EnrollmentDecision.id), page, limit)
 
 
+PURGE_EVERY_SECONDS = 3600
+
+
+def purge_if_due() -> int | None:
+    """purge(), at most once an hour across every worker (a Redis key marks the last pass); None when not due."""
+    from atlas.extensions import redis_holder
+
+    if not redis_holder.client.set("atlas:decisions:purged", "1", nx=True, ex=PURGE_EVERY_SECONDS):
+        return None
+    return purge()
+
+
 def purge(now=None) -> int:
     """Delete decisions older than the retention; returns how many went."""
     cutoff = (now or utcnow()) - timedelta(days=current_app.config["ATLAS_DECISION_RETENTION_DAYS"])

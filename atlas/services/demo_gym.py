@@ -88,7 +88,8 @@ def _contact(org_id: str, owner_id: str, i: int, rng: random.Random, today: date
                       email=f"{first.lower()}.{last.lower()}@example.com", phone=f"+4477009{i:05d}",
                       status=status[i], lead_source=SOURCES[i % len(SOURCES)][0], owner_id=owner_id,
                       timezone="Europe/London", sms_opt_out=(i == 5),
-                      birthday=date(1984 if i == 3 else 1992, today.month, today.day) if i in (3, 14) else  # leap years: Feb 29 too
+                      # two birthdays today (in leap years, so that Feb 29 works too)
+                      birthday=date(1984 if i == 3 else 1992, today.month, today.day) if i in (3, 14) else
                       date(1985 + i % 15, 1 + i % 12, 1 + (i * 3) % 28),
                       custom_fields={"fitness_goal": GOALS[i % len(GOALS)]},
                       created_at=datetime.now(timezone.utc) - timedelta(days=rng.randint(0, 200)))

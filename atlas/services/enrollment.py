@@ -20,8 +20,17 @@ from atlas.core import conditions
 from atlas.core import triggers as catalog
 from atlas.core.triggers import EnrollmentRules
 from atlas.extensions import db
-from atlas.models import TERMINAL, Contact, EnrollmentDecision, Event, Execution, ExecutionStatus, Workflow
-from atlas.models import WorkflowStatus, WorkflowTrigger
+from atlas.models import (
+    TERMINAL,
+    Contact,
+    EnrollmentDecision,
+    Event,
+    Execution,
+    ExecutionStatus,
+    Workflow,
+    WorkflowStatus,
+    WorkflowTrigger,
+)
 from atlas.models.base import new_id, utcnow
 from atlas.services import decisions, queue, runner
 from atlas.services.contacts import contact_data

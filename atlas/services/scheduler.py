@@ -25,8 +25,18 @@ from sqlalchemy.orm import lazyload
 from atlas.core import schedule as sched
 from atlas.extensions import db, redis_holder
 from atlas.hooks import write_intent
-from atlas.models import (Contact, ContactMembership, Event, Execution, Organization, PlanStatus, TriggerFire, Workflow,
-                          WorkflowStatus, WorkflowTrigger)
+from atlas.models import (
+    Contact,
+    ContactMembership,
+    Event,
+    Execution,
+    Organization,
+    PlanStatus,
+    TriggerFire,
+    Workflow,
+    WorkflowStatus,
+    WorkflowTrigger,
+)
 from atlas.models.base import new_id, utcnow
 from atlas.services import queue, runner
 from atlas.services.executions import runnable_definition

@@ -11,8 +11,17 @@ from atlas.core import schedule as timetable
 from atlas.core import triggers as catalog
 from atlas.errors import Conflict, NotFound, ValidationFailed
 from atlas.extensions import db
-from atlas.models import ContactTag, CustomField, Form, LeadSource, Organization, TriggerFire, Workflow
-from atlas.models import WorkflowStatus, WorkflowTrigger
+from atlas.models import (
+    ContactTag,
+    CustomField,
+    Form,
+    LeadSource,
+    Organization,
+    TriggerFire,
+    Workflow,
+    WorkflowStatus,
+    WorkflowTrigger,
+)
 from atlas.models.base import utcnow
 from atlas.services import decisions
 from atlas.services.tenancy import get_scoped, scoped

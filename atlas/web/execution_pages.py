@@ -67,7 +67,8 @@ def _list_context(workflow_id: str, params: dict, **extra) -> dict:
     filtered = any(params[k] for k in ("status", "from", "to"))
     return {"workflow": workflow, "executions": rows, "pagination": pagination, "analytics": analytics,
             "params": params, "filtered": filtered, "has_runs": bool(rows) or filtered,
-            "statuses": display.STATUS_LABELS, "trigger": triggers.names().get(workflow.trigger_type, workflow.trigger_type),
+            "statuses": display.STATUS_LABELS,
+            "trigger": triggers.names().get(workflow.trigger_type, workflow.trigger_type),
             "can_run": g.membership.allows("staff"), "tz": g.organization.timezone,
             "memberships": auth.memberships(g.user), "form": {}, "errors": {}, "run_open": False, **extra}
 

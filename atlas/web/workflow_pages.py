@@ -46,7 +46,8 @@ def _list_context(params: dict) -> dict:
         rows, pagination = service.list_workflows(g.organization.id, **params)
     filters = service.list_filters(g.organization.id)
     return {"workflows": rows, "pagination": pagination, "filters": filters, "params": params, "sorts": SORTS,
-            "triggers": triggers.names(), "memberships": auth.memberships(g.user), "can_edit": g.membership.allows("staff"),
+            "triggers": triggers.names(), "memberships": auth.memberships(g.user),
+            "can_edit": g.membership.allows("staff"),
             "has_workflows": bool(filters["statuses"]),
             "filtered": any(params[k] for k in ("status", "category", "search", "tags"))}
 

@@ -5,7 +5,6 @@ from sqlalchemy import select
 from atlas.extensions import db
 from atlas.models import AuditLog, Contact, StaffTask
 from tests import factories
-from tests.services.test_http_client import connections, server  # noqa: F401  (fixtures: spy and local server)
 
 
 def url(action: str) -> str:

@@ -2,8 +2,8 @@
 import jsonschema
 
 from atlas.core import steps
-from atlas.models import AuditLog
 from atlas.extensions import db
+from atlas.models import AuditLog
 from tests import factories
 from tests.api.helpers import assert_error
 

@@ -14,7 +14,8 @@ from tests.api.helpers import assert_error, missing_id, validation
 
 EMAIL = "/api/v2/config/email-templates"
 SMS = "/api/v2/config/sms-templates"
-WELCOME = {"name": "Welcome", "subject": "Welcome, {{ contact.first_name }}!", "body": "See you at {{ trigger.class }}."}
+WELCOME = {"name": "Welcome", "subject": "Welcome, {{ contact.first_name }}!",
+           "body": "See you at {{ trigger.class }}."}
 
 
 def create(client, headers, url=EMAIL, **body):

@@ -36,7 +36,8 @@ ROUTES = {("GET", "/api/v2/workflows/<workflow_id>"), ("PUT", "/api/v2/workflows
           ("GET", "/api/v2/triggers/<workflow_id>"), ("POST", "/api/v2/triggers/<workflow_id>"),
           ("PUT", "/api/v2/triggers/<workflow_id>/<trigger_id>"),
           ("DELETE", "/api/v2/triggers/<workflow_id>/<trigger_id>"),
-          *((m, f"/api/v2/config/{c}-templates/<template_id>") for m in ("GET", "PUT", "DELETE") for c in ("email", "sms"))}
+          *((m, f"/api/v2/config/{c}-templates/<template_id>") for m in ("GET", "PUT", "DELETE")
+            for c in ("email", "sms"))}
 
 
 def routes_with_an_id(app):

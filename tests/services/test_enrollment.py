@@ -322,3 +322,20 @@ def test_the_cost_does_not_grow_with_the_number_of_workflows(org, staff, sarah):
     # org and event (expired by the test's commits), contact and its tags, workflows, active runs, last enrollments
     assert sum(s.startswith("SELECT") for s in many) == 7
     assert db.session.scalar(select(EnrollmentDecision.id).where(EnrollmentDecision.event_id == event.id)) is not None
+
+
+def test_decisions_past_the_retention_are_purged_at_most_once_an_hour(app, org, staff, sarah, monkeypatch):
+    from atlas.services import decisions
+
+    monkeypatch.setitem(app.config, "ATLAS_DECISION_RETENTION_DAYS", 30)
+    workflow = flow(org, staff, "Welcome")
+    for age in (45, 31, 29, 1):
+        decisions.record(org.id, workflow.id, contact_id=sarah.id, event_type="lead_created",
+                         outcome=decisions.TRIGGER_MISMATCH, reason=f"{age} days old").created_at = \
+            utcnow() - timedelta(days=age)
+    db.session.commit()
+    redis_holder.client.delete("atlas:decisions:purged")
+
+    assert decisions.purge_if_due() == 2
+    assert decisions.purge_if_due() is None  # another worker within the hour does nothing
+    assert sorted(d.reason for d in logged(workflow)) == ["1 days old", "29 days old"]

@@ -6,10 +6,6 @@ so no test can send traffic off this machine even if the guard broke.
 import ipaddress
 import json
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -18,111 +14,6 @@ from atlas.services import http_client
 from atlas.services.http_client import allowed_by, is_blocked, send
 
 LOCAL = ["127.0.0.1"]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Routes: /json, /echo, /status/<n>, /flaky (500 until the Nth call), /big, /slow, /redirect?to=, /loop."""
-
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, status: int, body: bytes = b"", content_type: str = "application/json", **headers):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _handle(self):
-        server: LocalServer = self.server.owner
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        server.requests.append({"method": self.command, "path": url.path, "headers": dict(self.headers),
-                                "body": body})
-        query = parse_qs(url.query)
-        if url.path == "/json":
-            self._answer(200, json.dumps({"hello": "world", "n": 1}).encode(), ETag='"v1"')
-        elif url.path == "/echo":
-            echo = {"method": self.command, "headers": dict(self.headers), "body": body.decode()}
-            self._answer(200, json.dumps(echo).encode())
-        elif url.path.startswith("/status/"):
-            self._answer(int(url.path.rsplit("/", 1)[1]), b'{"error": "nope"}')
-        elif url.path == "/flaky":
-            server.flaky_calls += 1
-            ok = server.flaky_calls >= server.flaky_ok_at
-            self._answer(200 if ok else 500, b'{"ok": true}' if ok else b"upstream exploded")
-        elif url.path == "/big":
-            self._answer(200, b"x" * (200 * 1024), content_type="text/plain")
-        elif url.path == "/slow":
-            time.sleep(1.5)
-            self._answer(200, b"{}")
-        elif url.path == "/redirect":
-            self._answer(int(query.get("status", ["302"])[0]), b"", Location=query["to"][0])
-        elif url.path == "/loop":
-            self._answer(302, b"", Location="/loop")
-        else:
-            self._answer(404, b'{"error": "no such route"}')
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # a client that stops reading (the body cap, a timeout) is expected here
-
-
-class LocalServer:
-    """A real HTTP server on 127.0.0.1 (a free port) in a thread, recording each request."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.flaky_calls, self.flaky_ok_at = 0, 2
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
-        self.httpd.owner = self
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def server():
-    local = LocalServer().start()
-    yield local
-    local.stop()
-
-
-@pytest.fixture
-def connections(monkeypatch):
-    """Every address a connection is opened to; anything off loopback fails the test before a packet leaves."""
-    opened, real = [], socket.create_connection
-
-    def spy(address, *args, **kwargs):
-        opened.append(address[0])
-        if not ipaddress.ip_address(address[0]).is_loopback:
-            pytest.fail(f"the client tried to connect to {address[0]}")
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", spy)
-    return opened
 
 
 # --- the guard, address by address -------------------------------------------------------------------------------
