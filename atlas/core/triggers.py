@@ -332,6 +332,12 @@ def check_cron(expression: Any) -> str | None:
 
 # --- matching --------------------------------------------------------------------------------------------------
 
+def label(kind: str) -> str:
+    """How staff read an event or trigger type: the catalog's name in quotes ("Class missed (no-show)"), or the
+    type in words for events no trigger listens for ("class attended")."""
+    return f"“{_CATALOG[kind].name}”" if kind in _CATALOG else f"“{kind.replace('_', ' ')}”"
+
+
 def match(trigger_type: str, config: Mapping | None, event_type: str, payload: Mapping | None,
           contact: Mapping | None, today: date | None = None) -> Match:
     """Whether an event (type and payload, about this contact) fits a trigger of this type and config."""
@@ -339,11 +345,11 @@ def match(trigger_type: str, config: Mapping | None, event_type: str, payload: M
         return Match(False, f"The trigger type {trigger_type!r} is not in the catalog; choose another trigger.",
                      {"triggerType": trigger_type})
     if event_type != trigger_type:
-        return Match(False, f"The event is {event_type}; this trigger waits for {trigger_type}.",
+        return Match(False, f"The event is {label(event_type)}; this trigger waits for {label(trigger_type)}.",
                      {"eventType": event_type, "triggerType": trigger_type})
     trigger, config = get(trigger_type), with_defaults(trigger_type, config)
     miss = trigger.matcher(config, payload or {}, contact or {}, today) if trigger.matcher else None
-    return miss or Match(True, f"The event is {event_type} and fits this trigger's settings.",
+    return miss or Match(True, f"The event is {label(event_type)} and fits this trigger's settings.",
                          {"eventType": event_type})
 
 

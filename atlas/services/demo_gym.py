@@ -132,7 +132,7 @@ def _memberships(org_id: str, members: list[Contact], today: date) -> list[Conta
     for i, member in enumerate(members):
         expires = today + timedelta(days=7 if i < 2 else 1 if i == 2 else 30 + i * 11)
         out.append(ContactMembership(organization_id=org_id, contact_id=member.id, plan=plans[i % 3],
-                                     status="active", started_on=expires - timedelta(days=365 if i % 3 == 2 else 30),
+                                     status="active", started_on=today - timedelta(days=40 + 37 * i),
                                      expires_on=expires))
     return out
 

@@ -148,8 +148,9 @@ def _match(workflow, extra, event, contact) -> tuple[str | None, catalog.Match]:
     if ranked and (ranked[0][2].matched or ranked[0][1] == event.type or len(ranked) == 1):
         return ranked[0][0], ranked[0][2]
     kinds = sorted({kind for _, kind, _ in tried}) or [workflow.trigger_type]
-    return None, catalog.Match(False, f"The event is {event.type}; this workflow's triggers wait for "
-                                      f"{', '.join(kinds)}.", {"eventType": event.type, "triggerTypes": kinds})
+    return None, catalog.Match(False, f"The event is {catalog.label(event.type)}; this workflow's triggers wait "
+                                      f"for {', '.join(catalog.label(k) for k in kinds)}.",
+                               {"eventType": event.type, "triggerTypes": kinds})
 
 
 def _decide(workflow, extra, event, trigger_data, contact, active, last) -> Verdict | None:

@@ -35,6 +35,7 @@ from atlas.services.tenancy import scoped
 log = logging.getLogger(__name__)
 SETTLED = {MessageStatus.SENT, MessageStatus.NOT_SENT, MessageStatus.SUPPRESSED, MessageStatus.MOCKED}
 PROVIDERS = {"email": ("smtp", "Email (SMTP)", "SMTP_URL"), "sms": ("sms", "SMS (HTTP provider)", "SMS_PROVIDER_URL")}
+CHANNEL_NAMES = {"email": "email", "sms": "SMS"}
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 START_WORDS = {"START", "UNSTOP"}
 
@@ -92,7 +93,7 @@ def _admit(ctx: effects.EffectContext, channel: str, params: dict, key: str | No
         return {**answer, "policy": verdict.to_dict()} if verdict.action != policy.SEND else answer
     if row.provider is None:
         row.status = MessageStatus.NOT_SENT
-        row.error = (f"No {channel} provider is configured ({PROVIDERS[channel][2]} is not set); "
+        row.error = (f"No {CHANNEL_NAMES[channel]} provider is configured ({PROVIDERS[channel][2]} is not set); "
                      "the message was not sent.")
         return _commit(row)
     return _store(row)
@@ -171,7 +172,7 @@ def _send(row: Message, from_name: str | None) -> dict:
     """Hand a committed queued (or earlier failed) row to its provider and record how it went."""
     module, config = adapter(row.channel), current_app.config
     if not module.configured(config):
-        row.status, row.error = MessageStatus.NOT_SENT, f"No {row.channel} provider is configured any more."
+        row.status, row.error = MessageStatus.NOT_SENT, f"No {CHANNEL_NAMES[row.channel]} provider is configured any more."
         return _commit(row)
     outgoing = Outgoing(to=row.to_address, body=row.body, subject=row.subject, from_name=from_name,
                         idempotency_key=row.idempotency_key or row.id)

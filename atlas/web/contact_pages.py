@@ -4,7 +4,7 @@ from jinja2_fragments.flask import render_block
 
 from atlas.errors import InsufficientPermissions, ValidationFailed
 from atlas.models import ContactStatus
-from atlas.services import auth
+from atlas.services import auth, triggers
 from atlas.services import contacts as service
 from atlas.web.execution_display import STATUS_LABELS as RUN_STATUSES
 from atlas.web.session import login_required
@@ -38,6 +38,7 @@ def index():
         rows, pagination = service.list_contacts(g.organization.id, **params)
     context = {"contacts": rows, "pagination": pagination, "params": params, "statuses": STATUSES,
                "tags": service.all_tags(g.organization.id), "memberships": auth.memberships(g.user),
+               "sources": _lead_source_names(g.organization.id),
                "filtered": any(params[k] for k in ("search", "status", "tags"))}
     context["has_contacts"] = bool(rows) or context["filtered"]
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "contact-results":
@@ -60,7 +61,12 @@ def _detail_context(contact, **extra) -> dict:
     return {"contact": contact, **service.overview(g.organization.id, contact), "statuses": STATUSES,
             "outcomes": OUTCOMES, "run_statuses": RUN_STATUSES, "tz": g.organization.timezone,
             "can_edit": g.membership.allows("staff"), "memberships": auth.memberships(g.user), "tag_error": None,
-            **extra}
+            "sources": _lead_source_names(g.organization.id), **extra}
+
+
+def _lead_source_names(org_id: str) -> dict:
+    """Lead source key -> the name staff gave it (the list shows "Walk-in", not "walk_in")."""
+    return {source["key"]: source["name"] for source in triggers.config_options(org_id)["lead_sources"]}
 
 
 @bp.route("/<contact_id>/tags", methods=["POST"])

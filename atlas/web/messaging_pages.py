@@ -10,6 +10,8 @@ from atlas.web.session import login_required
 bp = Blueprint("messaging_pages", __name__)
 CHANNELS = {"email": "Email", "sms": "SMS"}
 MAX_PAGE = 100_000
+PLAIN_WORDS = {"max": "The number of messages", "days": "The number of days", "start": "The start of quiet hours",
+               "end": "The end of quiet hours"}
 
 
 def _outbox_params(args) -> dict:
@@ -90,6 +92,14 @@ def _policy_changes(form) -> dict:
             "frequencyCaps": caps or None, "cappedAction": form.get("capped_action", "defer")}
 
 
+def _plain(message: str) -> str:
+    """The policy check names API keys ("max must be 1 to 1000."); the form says what the box is for."""
+    for key, words in PLAIN_WORDS.items():
+        if message.startswith(key + " "):
+            return words + message[len(key):]
+    return message
+
+
 def _number(text: str) -> int | str:
     """Digits as an int; anything else as typed, for the policy check to name."""
     return int(text) if text.isdecimal() and len(text) < 7 else text
@@ -103,7 +113,7 @@ def save_policy():
     try:
         policy.save(g.organization.id, _policy_changes(request.form))
     except AtlasError as exc:
-        errors = {item["field"]: item["message"] for item in exc.validation or []}
+        errors = {item["field"]: _plain(item["message"]) for item in exc.validation or []}
         form = {**_policy_form({}), **request.form.to_dict(),
                 "quiet_enabled": request.form.get("quiet_enabled") == "on"}
         return _settings_page(form, errors, 422)

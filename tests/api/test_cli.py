@@ -187,3 +187,16 @@ def test_the_demo_gym_has_records_that_make_triggers_fire(app_ctx):
     assert {t.name for t in db.session.scalars(select(MessageTemplate).where(
         MessageTemplate.organization_id == org.id))} >= {"Welcome text", "Free trial offer"}
     assert org.settings["quietHours"] == {"enabled": True, "start": "21:00", "end": "08:00"}
+
+
+def test_the_demo_gym_s_memberships_started_in_the_past(app_ctx):
+    from datetime import date
+
+    from atlas.models import ContactMembership
+    from atlas.services import demo_gym
+    from tests import factories
+
+    org, today = factories.make_org("Seeded plans"), date(2026, 11, 26)
+    demo_gym.seed_gym(org, factories.make_user(name="Owner").id, today=today)
+    plans = db.session.scalars(select(ContactMembership).where(ContactMembership.organization_id == org.id)).all()
+    assert plans and all(p.started_on < today < p.expires_on or p.expires_on == today for p in plans)

@@ -107,7 +107,7 @@ def test_invalid_cron_expressions_are_explained(expression):
 def test_an_event_of_another_type_does_not_match_and_says_both():
     found = match("class_missed", {}, event="class_booked")
     assert not found.matched
-    assert found.reason == "The event is class_booked; this trigger waits for class_missed."
+    assert found.reason == "The event is “Class booked”; this trigger waits for “Class missed (no-show)”."
 
 
 def test_an_unknown_trigger_type_never_matches():
@@ -177,7 +177,7 @@ def test_webhook_by_endpoint():
 @pytest.mark.parametrize("kind", ["membership_cancelled", "birthday", "schedule", "manual"])
 def test_types_without_filters_match_their_event(kind):
     found = match(kind, {})
-    assert found.matched and found.reason == f"The event is {kind} and fits this trigger's settings."
+    assert found.matched and found.reason == f"The event is {triggers.label(kind)} and fits this trigger's settings."
     assert not match(kind, {}, event="lead_created").matched
 
 

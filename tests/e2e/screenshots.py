@@ -1,7 +1,8 @@
 """Screenshots of the pages as a person sees them: `python -m tests.e2e.screenshots [DIR] [--all]`.
 
-Without --all it refreshes docs/screenshots/workflows-{1280,768}.png (the demo gym's list); with --all it also takes
-login, sign-up, the empty list and the new-workflow form at both widths. Runs its own server, like the e2e tests.
+Without --all it refreshes the demo gym's pages in docs/screenshots/ at 1280 and 768 px: workflows, contacts, one
+contact, the outbox and the messaging settings; with --all it also takes login, sign-up, the empty list and the
+new-workflow form. Runs its own server, like the e2e tests.
 """
 import sys
 import tempfile
@@ -10,8 +11,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, DEMO_PASSWORD, ROOT, running_atlas
+from tests.support.workers import Worker
 
 WIDTHS = {1280: 800, 768: 1024}
+SHOWN_CONTACT = "Noah Bennett"  # a member with a plan and bookings, whose failed card payment started a run
 
 
 def main(argv: list[str]) -> int:
@@ -20,18 +23,29 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="atlas-shots-") as instance, running_atlas(Path(instance)) as server:
         server.flask("atlas", "seed-demo")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for width, height in WIDTHS.items():
-                context = browser.new_context(base_url=server.base_url, viewport={"width": width, "height": height})
-                if "--all" in argv:
-                    _new_gym_pages(context.new_page(), out, width)
-                    context.clear_cookies()
-                _demo_list(context.new_page(), out, width)
-                context.close()
-            browser.close()
+        worker = Worker("shots-worker", server.env, Path(instance))  # runs the demo's runs: messages for the outbox
+        try:
+            _shoot(server, out, argv)
+        finally:
+            worker.kill()
     print(f"screenshots in {out}")
     return 0
+
+
+def _shoot(server, out: Path, argv: list[str]) -> None:
+    """Every page at every width."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for width, height in WIDTHS.items():
+            context = browser.new_context(base_url=server.base_url, viewport={"width": width, "height": height})
+            if "--all" in argv:
+                _new_gym_pages(context.new_page(), out, width)
+                context.clear_cookies()
+            tab = context.new_page()
+            _demo_list(tab, out, width)
+            _crm_pages(tab, out, width)
+            context.close()
+        browser.close()
 
 
 def _demo_list(page, out: Path, width: int) -> None:
@@ -42,6 +56,28 @@ def _demo_list(page, out: Path, width: int) -> None:
     page.click("main button[type=submit]")
     page.wait_for_selector("#workflow-results tbody tr")
     page.screenshot(path=out / f"workflows-{width}.png", full_page=True)
+
+
+def _crm_pages(page, out: Path, width: int) -> None:
+    """The demo gym's contacts, one member's page, the outbox and the messaging settings (already signed in)."""
+    page.goto("/contacts")
+    page.wait_for_selector("#contact-results tbody tr")
+    page.screenshot(path=out / f"contacts-{width}.png", full_page=True)
+    page.fill("#c-search", SHOWN_CONTACT)
+    page.wait_for_selector(f"#contact-results tbody tr:only-child a.contact-name:text-is('{SHOWN_CONTACT}')")
+    page.click("#contact-results a.contact-name")
+    page.wait_for_selector("#contact-tags")
+    page.screenshot(path=out / f"contact-{width}.png", full_page=True)
+    page.goto("/outbox")
+    for _ in range(40):  # the worker sends the demo's first messages within seconds of the seed
+        if page.locator("#outbox-results tbody tr").count():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    page.screenshot(path=out / f"outbox-{width}.png", full_page=True)
+    page.goto("/settings/messaging")
+    page.wait_for_selector("#policy-heading")
+    page.screenshot(path=out / f"messaging-settings-{width}.png", full_page=True)
 
 
 def _new_gym_pages(page, out: Path, width: int) -> None:

@@ -57,7 +57,7 @@ def forget_session(page) -> None:
 
 @pytest.fixture(scope="module")
 def demo(atlas_server, browser):
-    """The demo gym: its three sample workflows seeded by the CLI, and one more that its manager adds by hand."""
+    """The demo gym: its four active sample workflows seeded by the CLI, and a draft its manager adds by hand."""
     output = atlas_server.flask("atlas", "seed-demo")
     assert f"demo@atlas.example / {DEMO_PASSWORD}" in output
     context = browser.new_context(base_url=atlas_server.base_url)
@@ -65,9 +65,9 @@ def demo(atlas_server, browser):
     page.goto("/workflows/new")
     sign_in(page, "demo@atlas.example", DEMO_PASSWORD)
     page.get_by_label("Name").fill("Zumba class reminder")
-    page.get_by_label("Starts when").select_option(label="A class is booked")
+    page.get_by_label("Starts when").select_option(label="Class booked")
     page.get_by_role("button", name="Create draft").click()
-    expect(rows(page)).to_have_count(4)
+    expect(rows(page)).to_have_count(5)
     context.close()
     return {"email": "demo@atlas.example", "password": DEMO_PASSWORD}
 
@@ -122,7 +122,7 @@ def test_manager_creates_a_workflow_with_the_form(page):
     assert_accessible(page, "new workflow form with errors")
 
     page.get_by_label("Name").fill("Trial class follow-up")
-    page.get_by_label("Starts when").select_option(label="A class is booked")
+    page.get_by_label("Starts when").select_option(label="Class booked")
     page.get_by_label("Category").fill("Lead nurture")
     page.get_by_label("Description").fill("Check in the day after a trial class.")
     page.get_by_role("button", name="Create draft").click()
@@ -131,14 +131,14 @@ def test_manager_creates_a_workflow_with_the_form(page):
     expect(page.get_by_role("status")).to_have_text("Workflow “Trial class follow-up” created as a draft.")
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_contain_text("Trial class follow-up")
-    expect(rows(page).first).to_contain_text("A class is booked")
+    expect(rows(page).first).to_contain_text("Class booked")
     expect(rows(page).first).to_contain_text("Draft")
 
 
 def test_filters_change_the_rows_without_reloading_the_page(page, demo):
     page.goto("/")
     sign_in(page, demo["email"], demo["password"])
-    expect(rows(page)).to_have_count(4)
+    expect(rows(page)).to_have_count(5)
     assert_accessible(page, "populated workflows list")
     page.evaluate("window.atlasPageMarker = 'still the same page'")
 
@@ -151,10 +151,12 @@ def test_filters_change_the_rows_without_reloading_the_page(page, demo):
     expect(page).to_have_url(re.compile(r"search=renewal"))  # the filters are in the address, to share or reload
 
     page.get_by_label("Search").fill("")
-    expect(rows(page)).to_have_count(4)
-    page.get_by_label("Status").select_option("active")
+    expect(rows(page)).to_have_count(5)
+    page.get_by_label("Status").select_option("paused")
     expect(page.get_by_role("heading", name="No workflows match these filters")).to_be_visible()
     page.get_by_label("Status").select_option("draft")
+    expect(rows(page)).to_have_count(1)
+    page.get_by_label("Status").select_option("active")
     expect(rows(page)).to_have_count(4)
     page.get_by_label("Category").select_option("Retention")
     expect(rows(page)).to_have_count(1)
@@ -163,11 +165,14 @@ def test_filters_change_the_rows_without_reloading_the_page(page, demo):
     page.get_by_label("Tag").select_option("members")
     expect(rows(page)).to_have_count(2)
     page.get_by_label("Tag").select_option("")
+    page.get_by_label("Status").select_option("")
     expect(rows(page).locator(".wf-name")).to_have_text(
-        ["Zumba class reminder", "Membership renewal reminder", "Missed class win-back", "New lead welcome"])
+        ["Zumba class reminder", "Failed payment follow-up", "Membership renewal reminder", "Missed class win-back",
+         "New lead welcome"])
     page.get_by_label("Sort by").select_option("name")
     expect(rows(page).locator(".wf-name")).to_have_text(
-        ["Membership renewal reminder", "Missed class win-back", "New lead welcome", "Zumba class reminder"])
+        ["Failed payment follow-up", "Membership renewal reminder", "Missed class win-back", "New lead welcome",
+         "Zumba class reminder"])
 
     assert page.evaluate("window.atlasPageMarker") == "still the same page"
     expect(page.get_by_role("heading", name="Workflows", exact=True)).to_have_count(1)  # not nested in the results
@@ -181,7 +186,7 @@ def test_list_becomes_labelled_cards_that_fit_tablet_and_phone_widths(page, demo
     for width, height in ((768, 1024), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_function(f"window.matchMedia('(max-width: {width}px)').matches")  # the resize has landed
-        expect(rows(page)).to_have_count(4)
+        expect(rows(page)).to_have_count(5)
         assert page.evaluate(label) == '"Status"', f"cards carry their own labels at {width}px"
         assert page.evaluate("document.documentElement.scrollWidth") <= width, f"sideways scrolling at {width}px"
         assert_accessible(page, f"workflows list at {width}px")
@@ -206,7 +211,7 @@ def test_expired_session_sends_a_filtering_user_to_sign_in_and_back(page, demo):
 def test_a_failed_htmx_request_shows_its_error_where_the_content_would_go(page, demo):
     page.goto("/")
     sign_in(page, demo["email"], demo["password"])
-    expect(rows(page)).to_have_count(4)
+    expect(rows(page)).to_have_count(5)
     page.evaluate("htmx.ajax('GET', '/no-such-page', {target: '#workflow-results'})")
     expect(page.locator("#workflow-results").get_by_role("alert")).to_contain_text("There is no page at this address.")
     expect(rows(page)).to_have_count(0)

@@ -103,7 +103,7 @@ def test_every_active_workflow_gets_one_decision_matched_or_not(org, staff, sara
                              (no_show.id, "trigger_mismatch"), (paused_match.id, "workflow_inactive")}
     reasons = {d.workflow_id: d.reason for d in made}
     assert reasons[instagram.id] == "Lead source is 'walk_in'; this trigger only takes instagram."
-    assert reasons[no_show.id] == "The event is lead_created; this trigger waits for class_missed."
+    assert reasons[no_show.id] == "The event is “Lead created”; this trigger waits for “Class missed (no-show)”."
     assert reasons[paused_match.id].startswith("The trigger fits, but the workflow is paused;")
     assert len(db.session.scalars(select(EnrollmentDecision)).all()) == 4
     assert [len(runs_of(w)) for w in (welcome, instagram, no_show, paused_match)] == [1, 0, 0, 0]
@@ -137,7 +137,8 @@ def test_an_extra_trigger_enrolls_and_is_named_in_the_decision(org, staff, sarah
     assert (hit.outcome, hit.trigger_key) == ("enrolled", tag.id)
     assert (miss.outcome, miss.trigger_key, miss.reason) == (
         "trigger_mismatch", tag.id, "The tag added is 'vip'; this trigger waits for tag 'trial'.")
-    assert other.reason == "The event is class_booked; this workflow's triggers wait for form_submitted, tag_added."
+    assert other.reason == ("The event is “Class booked”; this workflow's triggers wait for “Form submitted”, "
+                            "“Tag added”.")
 
 
 def test_the_scheduler_names_the_workflows_and_the_trigger(org, staff, sarah):

@@ -8,7 +8,14 @@ import pytest
 from sqlalchemy import select
 
 from atlas.extensions import db
-from atlas.models import ClassSession, Booking, ContactMembership, CustomField, Event, Message
+from atlas.models import (
+    Booking,
+    ClassSession,
+    ContactMembership,
+    CustomField,
+    Event,
+    Message,
+)
 from atlas.models.base import utcnow
 from atlas.services import contacts, decisions, executions
 from tests import factories
@@ -101,7 +108,7 @@ def test_the_contact_page_shows_fields_bookings_membership_runs_messages_and_dec
     text = html.unescape(page)
     assert "<h1>Sarah Lee</h1>" in page and "Opted out of SMS" in page and "Sam Staff" in page
     assert "<dt>Training goal</dt><dd>Run a 10k</dd>" in text and "2 April 1990" in page
-    assert "Spin at 7" in page and "Yoga flow" in page and "no show" in page and "Unlimited" in page
+    assert "Spin at 7" in page and "Yoga flow" in page and "No show" in page and "Unlimited" in page
     runs_link = f'/workflows/{workflow.id}/executions/{run.id}'
     assert runs_link in page and "Trial nurture" in page
     assert "See you at Spin!" in page and "Not sent" in page

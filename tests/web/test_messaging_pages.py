@@ -113,7 +113,7 @@ def test_a_bad_policy_is_shown_beside_its_field_and_not_saved(signed_in, org):
         "capped_action": "defer"})
     assert response.status_code == 422
     text = page(response)
-    assert field_error(text, "frequencyCaps-sms-max") == "max must be 1 to 1000."
+    assert field_error(text, "frequencyCaps-sms-max") == "The number of messages must be 1 to 1000."
     assert field_error(text, "quietHours-end") == "Quiet hours must end at another time than they start."
     db.session.expire_all()
     assert db.session.get(Organization, org.id).settings in ({}, None)
