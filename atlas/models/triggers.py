@@ -72,7 +72,7 @@ class EnrollmentDecision(OrgScoped, db.Model):
     id: Mapped[str] = id_column()
     workflow_id: Mapped[str] = mapped_column(String(36), ForeignKey("workflows.id", ondelete="CASCADE"))
     contact_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    event_id: Mapped[str | None] = mapped_column(String(36))
+    event_id: Mapped[str | None] = mapped_column(String(36), index=True)  # a repeated event answers from these
     event_type: Mapped[str] = mapped_column(String(64))
     trigger_key: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))

@@ -172,7 +172,8 @@ def _send(row: Message, from_name: str | None) -> dict:
     """Hand a committed queued (or earlier failed) row to its provider and record how it went."""
     module, config = adapter(row.channel), current_app.config
     if not module.configured(config):
-        row.status, row.error = MessageStatus.NOT_SENT, f"No {CHANNEL_NAMES[row.channel]} provider is configured any more."
+        row.status = MessageStatus.NOT_SENT
+        row.error = f"No {CHANNEL_NAMES[row.channel]} provider is configured any more."
         return _commit(row)
     outgoing = Outgoing(to=row.to_address, body=row.body, subject=row.subject, from_name=from_name,
                         idempotency_key=row.idempotency_key or row.id)
