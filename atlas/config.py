@@ -78,6 +78,8 @@ class Config:
     ATLAS_LEASE_GRACE_SECONDS = float(os.environ.get("ATLAS_LEASE_GRACE_SECONDS", 30))
     # Comma-separated modules imported at start so that the step types they register can be used (a gym's own steps).
     ATLAS_STEP_MODULES = os.environ.get("ATLAS_STEP_MODULES", "")
+    # A run job also runs the run jobs waiting behind it (jobs/runs.py): RQ's per-job bookkeeping is paid once.
+    ATLAS_DRAIN_RUNS = _bool("ATLAS_DRAIN_RUNS", True)
     # RQ logs three INFO lines per job; at hundreds of runs a second that is noise, so workers log warnings and up.
     ATLAS_WORKER_LOG_LEVEL = os.environ.get("ATLAS_WORKER_LOG_LEVEL", "WARNING")
     # Providers (issue 4). Unset: messages stay in the outbox marked not sent.

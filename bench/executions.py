@@ -4,7 +4,9 @@ Phase "saturated": the client fires RUNS executions of a 6-step control-flow wor
 CONCURRENCY while RQ_WORKERS workers run them: completed runs per second from the first request to the last
 finished_at, and the time from request to completion, read back from the API's executions list. Phase "paced": an
 open loop at RATE a second (default half of what the saturated phase completed) for PACED_S seconds, the latency at
-moderate load. Phase "split": workers suspended (`rq suspend`), the client fires SPLIT_RUNS (web alone), then the
+moderate load. Phase "batched": BATCH_RUNS runs started BATCH_SIZE at a time through POST .../execute/batch (enroll a
+list of contacts), back to back at CONCURRENCY; phase "batched_paced": an open loop of PACED_BATCH_SIZE-run batches
+offering half of what "batched" completed, for PACED_S seconds. Phase "split": workers suspended (`rq suspend`), the client fires SPLIT_RUNS (web alone), then the
 workers resume and drain them (workers alone).
 """
 from __future__ import annotations
@@ -29,6 +31,9 @@ RUNS = int(os.environ.get("ATLAS_BENCH_RUNS", 1000))        # bounded in count..
 RATE = float(os.environ.get("ATLAS_BENCH_RATE", 0))  # paced phase; 0: half of what the saturated phase completed
 PACED_S = 10
 SPLIT_RUNS = int(os.environ.get("ATLAS_BENCH_SPLIT_RUNS", 600))
+BATCH_RUNS = int(os.environ.get("ATLAS_BENCH_BATCH_RUNS", 4000))  # phase "batched": runs started in batches...
+BATCH_SIZE = 100                                                   # ...of this many per POST .../execute/batch
+PACED_BATCH_SIZE = 10  # phase "batched_paced": an open loop of small batches at half the batched throughput
 CONCURRENCY = 8
 RQ_WORKERS = int(os.environ.get("ATLAS_BENCH_WORKERS", 2))
 FIRE_LIMIT_S = 45                                           # ...and in time
@@ -146,6 +151,38 @@ class Meter(threading.Thread):
             self.sample()
 
 
+def _run_body(i: int) -> dict:
+    return {"triggerData": {"booked": i % 2 == 0},
+            "inputData": {"contact": {"id": f"c-{i}", "name": f"Member {i}", "visits": i % 20}}}
+
+
+def _fire_batches(base: str, headers: dict, workflow_id: str, count: int, deadline: float, start: int = 0,
+                  rate: float | None = None, size: int = BATCH_SIZE):
+    """POST .../execute/batch with `size` runs each: back to back at CONCURRENCY, or paced so that `rate` runs a
+    second are offered (open loop, each request's clock starting when it was due). One record per run."""
+    local = threading.local()
+    url = f"{base}/api/v2/workflows/{workflow_id}/execute/batch"
+    t0 = time.time()
+
+    def one(first: int):
+        due = t0 + (first - start) / rate if rate else None
+        if due is not None and due > time.time():
+            time.sleep(due - time.time())
+        if time.monotonic() > deadline:
+            return []
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        sent, started = due or time.time(), time.perf_counter()
+        runs = [_run_body(i) for i in range(first, min(first + size, start + count))]
+        response = local.session.post(url, headers=headers, json={"runs": runs}, timeout=60)
+        took, ok = time.perf_counter() - started, response.status_code == 202
+        ids = [e["executionId"] for e in response.json()["executions"]] if ok else [None] * len(runs)
+        return [{"sent": sent, "http_s": took, "ok": ok, "id": i, "status": response.status_code} for i in ids]
+
+    with ThreadPoolExecutor(CONCURRENCY * 2 if rate else CONCURRENCY) as pool:
+        return [r for batch in pool.map(one, range(start, start + count, size)) for r in batch]
+
+
 def _fire(base: str, headers: dict, workflow_id: str, count: int, deadline: float, rate: float | None = None,
           start: int = 0) -> list[dict]:
     """POST .../execute `count` times: back to back at CONCURRENCY, or paced at `rate` a second (open loop).
@@ -164,10 +201,8 @@ def _fire(base: str, headers: dict, workflow_id: str, count: int, deadline: floa
             return None
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        body = {"triggerData": {"booked": i % 2 == 0},
-                "inputData": {"contact": {"id": f"c-{i}", "name": f"Member {i}", "visits": i % 20}}}
         sent, started = due or time.time(), time.perf_counter()
-        response = local.session.post(url, headers=headers, json=body, timeout=30)
+        response = local.session.post(url, headers=headers, json=_run_body(i), timeout=30)
         took = time.perf_counter() - started
         ok = response.status_code == 202
         return {"sent": sent, "http_s": took, "ok": ok, "id": response.json().get("executionId") if ok else None,
@@ -233,13 +268,16 @@ def _per_run(before: dict, after: dict, runs: int) -> dict:
 
 
 def _with_workers(stack, headers, workflow_id, meter, redis, count: int, rate: float | None = None,
-                  start: int = 0) -> dict:
-    """Fire `count` runs with the workers running; measure throughput and request-to-completion latency."""
+                  start: int = 0, batched: int = 0) -> dict:
+    """Fire `count` runs with the workers running (one request each, or BATCH_SIZE a request); measure throughput
+    and request-to-completion latency."""
     before_completed, before_failed = _finished(stack.base, headers, workflow_id)
     before = before_completed + before_failed
     pg_before, redis_before = _pg_counters(stack.database_url), _redis_calls(redis)
     meter.mark()
-    fired = _fire(stack.base, headers, workflow_id, count, time.monotonic() + FIRE_LIMIT_S, rate, start)
+    deadline = time.monotonic() + FIRE_LIMIT_S
+    fired = _fire_batches(stack.base, headers, workflow_id, count, deadline, start, rate, batched) if batched \
+        else _fire(stack.base, headers, workflow_id, count, deadline, rate, start)
     fired_at = time.time()
     accepted = [f for f in fired if f["ok"]]
     completed, failed = _wait_for(stack.base, headers, workflow_id, before + len(accepted),
@@ -250,7 +288,8 @@ def _with_workers(stack, headers, workflow_id, meter, redis, count: int, rate: f
     done = [(f, rows[f["id"]]) for f in accepted if rows.get(f["id"], {}).get("finishedAt")]
     first, last = min(f["sent"] for f in fired), max(r["finishedAt"] for _, r in done) if done else fired_at
     return {
-        "offered": f"{rate}/s paced" if rate else f"closed loop, {CONCURRENCY} at a time",
+        "offered": f"{rate}/s paced" if rate else f"closed loop, {CONCURRENCY} requests at a time"
+                   + (f", {batched} runs a request" if batched else ""),
         "runs_requested": count, "requests_sent": len(fired), "accepted": len(accepted),
         "rejected": len(fired) - len(accepted), "completed": completed - before_completed,
         "failed": failed - before_failed,
@@ -318,9 +357,15 @@ def run(database: str = "sqlite", profile_dir: Path | None = None) -> dict:
         saturated = _with_workers(stack, headers, workflow_id, meter, redis, RUNS)
         rate = RATE or max(10, round(saturated["completed_per_s"] * 0.5))
         paced = _with_workers(stack, headers, workflow_id, meter, redis, int(rate * PACED_S), rate, start=RUNS)
+        batched = _with_workers(stack, headers, workflow_id, meter, redis, BATCH_RUNS, start=RUNS * 10,
+                                batched=BATCH_SIZE)
+        batch_rate = max(20, round(batched["completed_per_s"] * 0.5))  # moderate: half of what batches completed
+        batched_paced = _with_workers(stack, headers, workflow_id, meter, redis, int(batch_rate * PACED_S),
+                                      batch_rate, start=RUNS * 20, batched=PACED_BATCH_SIZE)
         split = _split(stack, headers, workflow_id, meter, redis)
         meter.stop.set()
         rss = {pid: round(b / 2**20, 1) for pid, b in meter.peak_rss.items()}
     return {"database": database, "concurrency": CONCURRENCY, "rq_workers": RQ_WORKERS,
             "server": "gunicorn gthread, 2 workers x 8 threads", "profiled": profile_dir is not None,
-            "saturated": saturated, "paced": paced, **split, "worker_peak_rss_mib": rss}
+            "saturated": saturated, "paced": paced, "batched": batched, "batched_paced": batched_paced, **split,
+            "worker_peak_rss_mib": rss}

@@ -18,6 +18,31 @@ class ExecuteWorkflowRequest(CamelSchema):
     test_mode = fields.Boolean(load_default=False)
 
 
+class BatchRun(CamelSchema):
+    input_data = fields.Dict(load_default=dict, metadata={"description": "as in execute: contactId or contact"})
+    trigger_data = fields.Dict(load_default=dict)
+    context = fields.Dict(load_default=dict)
+
+
+class ExecuteBatchRequest(CamelSchema):
+    runs = fields.List(fields.Nested(BatchRun), required=True, validate=validate.Length(min=1, max=500),
+                       metadata={"description": "1 to 500 runs, each for one contact"})
+    priority = fields.Integer(load_default=5, validate=validate.Range(min=1, max=10))
+    scheduled_at = fields.AwareDateTime(allow_none=True)
+    test_mode = fields.Boolean(load_default=False)
+
+
+class BatchStarted(CamelSchema):
+    execution_id = fields.String()
+    status = fields.String()
+
+
+class ExecuteBatchResponse(CamelSchema):
+    executions = fields.List(fields.Nested(BatchStarted), metadata={"description": "in the order of the runs sent"})
+    queued = fields.Integer()
+    estimated_duration = fields.Float(allow_none=True, metadata={"description": "milliseconds of active time, each"})
+
+
 class ExecuteWorkflowResponse(CamelSchema):
     execution_id = fields.String()
     status = fields.String(metadata={"enum": ["queued", "started"]})

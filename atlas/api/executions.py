@@ -34,6 +34,21 @@ class Execute(MethodView):
                 "queue_position": queue.position(execution.priority, execution.job_id)}
 
 
+@blp.route("/<workflow_id>/execute/batch")
+class ExecuteBatch(MethodView):
+    @blp.arguments(s.ExecuteBatchRequest)
+    @blp.response(202, s.ExecuteBatchResponse)
+    def post(self, body, workflow_id):
+        """Start many runs at once, e.g. enroll a list of contacts (all or nothing; Idempotency-Key as execute)"""
+        g.audit_action = "workflow.execute_batch"
+        made, _ = service.start_executions(g.organization.id, g.user.id, workflow_id,
+                                           idempotency_key=_idempotency_key(), **body)
+        g.audit_target = ("workflow", workflow_id)
+        estimate = service.estimate_for(made[0].workflow_id, g.organization.id, made[0].version)
+        return {"executions": [{"execution_id": e.id, "status": "queued"} for e in made], "queued": len(made),
+                "estimated_duration": estimate}
+
+
 @blp.route("/<workflow_id>/executions")
 class Executions(MethodView):
     @blp.arguments(s.ExecutionQuery, location="query")

@@ -60,6 +60,60 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
     return execution, True
 
 
+MAX_BATCH = 500  # runs one batch request may start
+
+
+def start_executions(org_id: str, user_id: str | None, workflow_id: str, runs: list[dict], *, priority: int = 5,
+                     scheduled_at: datetime | None = None, test_mode: bool = False,
+                     idempotency_key: str | None = None) -> tuple[list[Execution], bool]:
+    """Start many runs of one workflow at once (enroll a list of contacts): one commit for every row and job id,
+    then one Redis round trip for every job. All or nothing; a repeated key returns the first batch's runs."""
+    workflow = get_workflow(org_id, workflow_id)
+    keys = [f"{idempotency_key}#{i}" for i in range(len(runs))] if idempotency_key else [None] * len(runs)
+    if idempotency_key:
+        earlier = _batch_with_key(org_id, workflow.id, idempotency_key)
+        if earlier:
+            return earlier, False
+    version, definition = runnable_definition(workflow, test_mode)
+    if queue.depth() + len(runs) > current_app.config["ATLAS_MAX_QUEUE_DEPTH"]:
+        raise QueueFull()
+    made, now = [], utcnow()
+    for run, key in zip(runs, keys):
+        contact_id, contact = contacts.for_run(org_id, run["input_data"])
+        execution = Execution(id=new_id(), organization_id=org_id, workflow_id=workflow.id, version=version,
+                              definition=definition, priority=priority, test_mode=test_mode, contact=contact,
+                              contact_id=contact_id, trigger_data=run["trigger_data"], input_data=run["input_data"],
+                              context=run.get("context") or {}, scheduled_at=scheduled_at, idempotency_key=key,
+                              created_by=user_id, status=ExecutionStatus.QUEUED, created_at=now)
+        runner.next_job(execution)
+        made.append(execution)
+    db.session.add_all(made)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same key, committed by a concurrent request
+        db.session.rollback()
+        return _batch_with_key(org_id, workflow.id, idempotency_key), False
+    future = scheduled_at if scheduled_at and scheduled_at > utcnow() else None
+    queue.enqueue_runs([(e.id, priority, e.job_id) for e in made], at=future)
+    return made, True
+
+
+def _batch_with_key(org_id: str, workflow_id: str, key: str) -> list[Execution]:
+    """The runs an earlier batch with this Idempotency-Key started, in their order."""
+    first = _run_with_key(org_id, workflow_id, f"{key}#0")
+    if first is None:
+        return []
+    rows = db.session.scalars(scoped(Execution, org_id).where(
+        Execution.workflow_id == workflow_id,
+        Execution.idempotency_key.like(f"{_escape_like(key)}#%", escape="\\"))).all()
+    mine = [e for e in rows if e.idempotency_key.rsplit("#", 1)[0] == key]  # not those of a key "<key>#..."
+    return sorted(mine, key=lambda e: int(e.idempotency_key.rsplit("#", 1)[1]))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _run_with_key(org_id: str, workflow_id: str, key: str) -> Execution | None:
     """The run an earlier request with this Idempotency-Key started; the key cannot answer for another workflow."""
     earlier = db.session.scalar(scoped(Execution, org_id).where(Execution.idempotency_key == key))

@@ -42,6 +42,24 @@ def enqueue_run(execution_id: str, priority: int, job_id: str, at: datetime | No
     return True
 
 
+def enqueue_runs(runs: list[tuple[str, int, str]], at: datetime | None = None) -> bool:
+    """enqueue_run for many committed executions (id, priority, job id) in one Redis round trip."""
+    timeout, client = current_app.config["ATLAS_JOB_TIMEOUT"], redis_holder.client
+    if at is not None:
+        return all(enqueue_run(execution_id, priority, job_id, at=at) for execution_id, priority, job_id in runs)
+    try:
+        with client.pipeline() as pipe:
+            for execution_id, priority, job_id in runs:
+                q = queue(queue_name(priority))
+                q.enqueue_many([Queue.prepare_data(RUN_JOB, (execution_id,), job_id=job_id, timeout=timeout,
+                                                   result_ttl=0, failure_ttl=86400)], pipeline=pipe)
+            pipe.execute()
+    except RedisError:
+        log.warning("could not enqueue %d runs; the reconciler will", len(runs), exc_info=True)
+        return False
+    return True
+
+
 def job_pending(job_id: str, started: bool = True) -> bool:
     """Whether Redis still holds this job waiting to run (queued, scheduled, deferred; and started if `started`)."""
     try:

@@ -6,6 +6,7 @@ Whatever Redis loses, reconcile() finds in the database and delivers again.
 """
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from flask import current_app
 from sqlalchemy import and_, insert, or_, select, update
 
 from atlas import realtime
-from atlas.core import engine
+from atlas.core import engine, steps
 from atlas.core.definition import WorkflowDefinition
 from atlas.core.engine import Outcome, RunState
 from atlas.extensions import db
@@ -21,6 +22,7 @@ from atlas.models import Execution, ExecutionStatus, ExecutionStep, Workflow, Wo
 from atlas.models.base import utcnow
 from atlas.services import contacts, effects, queue
 
+log = logging.getLogger(__name__)
 _DEFINITIONS: OrderedDict = OrderedDict()  # (workflow id, version) -> parsed definition; versions are immutable
 _CACHE_SIZE = 512
 
@@ -110,6 +112,75 @@ def reconcile(limit: int = 500) -> int:
         delivered += 1
     db.session.commit()
     return delivered
+
+
+def run_batch(execution_ids: list[str], worker: str = "") -> list[str]:
+    """Run together, in one transaction, those of these runs whose definition has no step with side effects: one
+    claim, one insert of every step row, one commit, one pipeline of live events. Returns the ids of the other runs,
+    for run_execution one by one. If anything goes wrong nothing is committed and every id is returned."""
+    pure = _pure(execution_ids)
+    if not pure:
+        return list(execution_ids)
+    try:
+        rows, live, later = _advance_batch(pure, worker)
+        if rows:
+            db.session.execute(insert(ExecutionStep), rows)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("a batch of %d runs failed; running them one by one", len(pure))
+        return list(execution_ids)
+    realtime.publish(live)
+    for execution_id, priority, job_id, at in later:
+        queue.enqueue_run(execution_id, priority, job_id, at=at)
+    return [i for i in execution_ids if i not in set(pure)]
+
+
+def _pure(execution_ids: list[str]) -> list[str]:
+    """The runs whose definition (their version's, or their own for a test of a draft) has no side-effect step."""
+    rows = db.session.execute(select(Execution.id, Execution.workflow_id, Execution.version, Execution.definition)
+                              .where(Execution.id.in_(execution_ids))).all()  # a JSON null is no SQL NULL
+    db.session.rollback()  # a read: the claim below opens the write transaction
+    return [row.id for row in rows if row.definition is None and not _has_side_effects(row.workflow_id, row.version)]
+
+
+def _has_side_effects(workflow_id: str, version: int) -> bool:
+    """Whether the version has a step with side effects (or of an unknown type: such a run goes alone)."""
+    definition = definition_of(Execution(workflow_id=workflow_id, version=version, definition=None))
+    known = {t.key: t for t in steps.all_types()}
+    return any(n.type not in known or known[n.type].side_effects for n in definition.nodes)
+
+
+def _advance_batch(execution_ids: list[str], worker: str):
+    """Claim and advance the runs in this transaction; the step rows, live events and later deliveries to make."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Execution).where(Execution.id.in_(execution_ids), _runnable(now))
+        .values(status=ExecutionStatus.RUNNING, lease_until=_lease_until(), worker=worker[:120])
+        .returning(Execution), execution_options={"synchronize_session": False}).scalars().all()
+    rows, live, later, finished = [], [], [], {}
+    for execution in claimed:
+        definition = definition_of(execution)
+        state = RunState.from_dict(execution.state) if execution.state else engine.start(definition)
+        if state.waiting:
+            state = end_wait(execution, definition, state)
+        if execution.started_at is None:
+            live.append(_event(execution, "execution_started", version=execution.version,
+                               testMode=execution.test_mode))
+            execution.started_at = now
+        contact = contacts.current_data(execution.organization_id, execution.contact_id, execution.contact)
+        outcome = engine.advance(definition, state, trigger=execution.trigger_data, contact=contact,
+                                 execution_id=execution.id, test_mode=execution.test_mode)
+        rows += step_rows(execution, outcome.records)
+        live += [_step_event(execution, r) for r in outcome.records]
+        if apply_outcome(execution, outcome, utcnow()):
+            finished[execution.workflow_id] = finished.get(execution.workflow_id, 0) + 1
+        if execution.status == ExecutionStatus.WAITING and outcome.resume_at is not None:
+            later.append((execution.id, execution.priority, next_job(execution), outcome.resume_at))
+        live.append(_outcome_event(execution))
+    for workflow_id, runs in finished.items():
+        _count_run(workflow_id, utcnow(), runs)
+    return rows, live, later
 
 
 def run_execution(execution_id: str, worker: str = "") -> str | None:
@@ -216,15 +287,19 @@ def _close_wait(execution: Execution, node_id: str, status: str, branch: str | N
 
 def _save_steps(execution: Execution, records: list) -> None:
     """Insert step rows in one statement, and a log line for each."""
-    if not records:
-        return
-    db.session.execute(insert(ExecutionStep), [{
-        "organization_id": execution.organization_id, "execution_id": execution.id, "node_id": r.node_id,
-        "step_type": r.step_type, "attempt": r.attempt, "status": r.status, "input": r.input, "output": r.output,
-        "branch": r.branch, "error": r.error, "error_code": r.error_code, "started_at": r.started_at,
-        "finished_at": r.finished_at, "duration_ms": r.duration_ms} for r in records])
+    if records:
+        db.session.execute(insert(ExecutionStep), step_rows(execution, records))
+
+
+def step_rows(execution: Execution, records: list) -> list[dict]:
+    """The execution_steps rows of these attempts; the run's log gets a line for each."""
     execution.logs = [*execution.logs, *({"at": r.finished_at.isoformat(), "level": _level(r), "nodeId": r.node_id,
                                           "message": _log_message(r)} for r in records)]
+    return [{"organization_id": execution.organization_id, "execution_id": execution.id, "node_id": r.node_id,
+             "step_type": r.step_type, "attempt": r.attempt, "status": r.status, "input": r.input,
+             "output": r.output, "branch": r.branch, "error": r.error, "error_code": r.error_code,
+             "started_at": r.started_at, "finished_at": r.finished_at, "duration_ms": r.duration_ms}
+            for r in records]
 
 
 def _level(record) -> str:
@@ -241,15 +316,25 @@ def _log_message(record) -> str:
 def _save_outcome(execution: Execution, outcome: Outcome, *, row_held: bool = False) -> tuple[str, tuple]:
     """Write the run's new status and state (a cancellation that came in meanwhile wins); returns the status and
     the live event, both taken before the commit expires the row's attributes (no reload afterwards)."""
-    now = utcnow()
     current = ExecutionStatus.RUNNING if row_held else _status_for_update(execution.id)
-    execution.state, execution.current_node = outcome.state.to_dict(), outcome.state.current
-    execution.lease_until, execution.worker = None, None
     if current == ExecutionStatus.CANCELLED:
+        execution.state, execution.current_node = outcome.state.to_dict(), outcome.state.current
+        execution.lease_until, execution.worker = None, None
         execution.status = ExecutionStatus.CANCELLED  # already so in the database; this copy was loaded before
         event = _outcome_event(execution)
         db.session.commit()
         return ExecutionStatus.CANCELLED, event
+    if apply_outcome(execution, outcome, utcnow()):
+        _count_run(execution.workflow_id, execution.finished_at)
+    status, event = execution.status, _outcome_event(execution)
+    db.session.commit()
+    return status, event
+
+
+def apply_outcome(execution: Execution, outcome: Outcome, now) -> bool:
+    """Set the run's new status and state on its row (not committed); True when a live run finished (to count)."""
+    execution.state, execution.current_node = outcome.state.to_dict(), outcome.state.current
+    execution.lease_until, execution.worker = None, None
     execution.resume_at, execution.wait_event, execution.correlation_key = outcome.resume_at, None, None
     if outcome.status in ("completed", "failed"):
         execution.status = ExecutionStatus(outcome.status)
@@ -257,17 +342,13 @@ def _save_outcome(execution: Execution, outcome: Outcome, *, row_held: bool = Fa
         execution.duration_ms = (now - execution.started_at).total_seconds() * 1000
         execution.error, execution.error_code, execution.failed_node = outcome.error, outcome.error_code, \
             outcome.failed_node
-        if not execution.test_mode:
-            _count_run(execution.workflow_id, now)
-    else:  # waiting for time or an event, or retrying a step later
-        execution.status = ExecutionStatus.WAITING
-        execution.error, execution.error_code = outcome.error, outcome.error_code
-        if outcome.wait_event:
-            execution.wait_event = outcome.wait_event
-            execution.correlation_key = correlation_key(outcome.wait_event, execution.contact_id)
-    status, event = execution.status, _outcome_event(execution)
-    db.session.commit()
-    return status, event
+        return not execution.test_mode
+    execution.status = ExecutionStatus.WAITING  # for time or an event, or to retry a step later
+    execution.error, execution.error_code = outcome.error, outcome.error_code
+    if outcome.wait_event:
+        execution.wait_event = outcome.wait_event
+        execution.correlation_key = correlation_key(outcome.wait_event, execution.contact_id)
+    return False
 
 
 def _status_for_update(execution_id: str) -> str:
@@ -275,9 +356,9 @@ def _status_for_update(execution_id: str) -> str:
     return db.session.scalar(select(Execution.status).where(Execution.id == execution_id).with_for_update())
 
 
-def _count_run(workflow_id: str, now) -> None:
+def _count_run(workflow_id: str, now, runs: int = 1) -> None:
     db.session.execute(update(Workflow).where(Workflow.id == workflow_id).values(
-        usage_count=Workflow.usage_count + 1, last_run_at=now))
+        usage_count=Workflow.usage_count + runs, last_run_at=now))
 
 
 def correlation_key(event: str, contact_id: str | None) -> str | None:

@@ -569,3 +569,62 @@ def test_an_unknown_or_foreign_contact_id_starts_nothing(client, workflow, staff
         response = execute(client, workflow, staff_headers, inputData={"contactId": contact_id})
         assert_error(response, 404, "CONTACT_NOT_FOUND")
     assert db.session.scalar(select(func.count()).select_from(Execution)) == 0
+
+
+# --- many runs at once ------------------------------------------------------------------------------------------
+
+def batch(client, workflow, headers, runs, **body):
+    return client.post(url(workflow, "execute/batch"), headers=headers, json={"runs": runs, **body})
+
+
+def test_a_batch_starts_a_run_per_contact_in_one_commit_and_a_worker_runs_them(client, org, workflow,
+                                                                               staff_headers):
+    people = [factories.make_contact(org, first_name=name) for name in ("Ann", "Ben", "Cal")]
+    response = batch(client, workflow, staff_headers, [{"inputData": {"contactId": p.id},
+                                                        "triggerData": {"booked": i == 0}}
+                                                       for i, p in enumerate(people)], priority=9)
+
+    assert response.status_code == 202, response.json
+    body = response.json
+    assert body["queued"] == 3 and isinstance(body["estimatedDuration"], float)
+    started = [run_of(e["executionId"]) for e in body["executions"]]
+    assert [(e.contact_id, e.status, e.priority) for e in started] == [(p.id, "queued", 9) for p in people]
+    assert jobs()["atlas-high"] == [e.job_id for e in started]
+
+    db.session.commit()
+    run_worker(burst=True)
+    db.session.expire_all()
+    finished = [run_of(e.id) for e in started]
+    assert [f.state["variables"] for f in finished] == [
+        {"greeting": "Hi Ann Lead", "outcome": "booked"}, {"greeting": "Hi Ben Lead", "outcome": "Hi Ben Lead!"},
+        {"greeting": "Hi Cal Lead", "outcome": "Hi Cal Lead!"}]
+
+
+def test_a_batch_is_all_or_nothing(client, org, workflow, staff_headers, other_org):
+    ours, theirs = factories.make_contact(org), factories.make_contact(other_org)
+    response = batch(client, workflow, staff_headers, [{"inputData": {"contactId": ours.id}},
+                                                       {"inputData": {"contactId": theirs.id}}])
+    assert_error(response, 404, "CONTACT_NOT_FOUND")
+    assert runs() == 0 and jobs()["atlas-default"] == []
+
+
+@pytest.mark.parametrize("runs_sent", [[], [{}] * 501, [{"inputData": []}], "everyone"])
+def test_a_batch_needs_one_to_500_well_formed_runs(client, workflow, staff_headers, runs_sent):
+    assert_error(batch(client, workflow, staff_headers, runs_sent), 422, "VALIDATION_FAILED")
+    assert runs() == 0
+
+
+def test_a_repeated_batch_key_answers_the_first_batch(client, workflow, staff_headers):
+    headers = {**staff_headers, "Idempotency-Key": "import-2026-11-26"}
+    first = batch(client, workflow, headers, [{}, {}]).json
+    again = batch(client, workflow, headers, [{}, {}]).json
+    assert again["executions"] == first["executions"] and runs() == 2
+
+
+def test_a_batch_that_would_overflow_the_queue_is_refused_whole(build_app, workflow, staff_headers):
+    small, target = build_app(ATLAS_MAX_QUEUE_DEPTH=2), url(workflow, "execute/batch")
+    db.session.remove()  # the test's own transaction must not hold SQLite's write lock
+    client = small.test_client()
+    assert_error(client.post(target, headers=staff_headers, json={"runs": [{}, {}, {}]}), 503, "QUEUE_FULL")
+    assert client.post(target, headers=staff_headers, json={"runs": [{}, {}]}).status_code == 202
+    assert runs() == 2

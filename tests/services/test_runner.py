@@ -203,3 +203,136 @@ def test_a_goal_condition_that_comes_true_while_the_run_waits_pulls_it_to_the_go
     assert execution.status == "completed" and execution.state["variables"] == {"celebrated": True}
     assert execution.state["outputs"]["member"] == {"reached": True, "how": "condition"}
     assert steps_of(execution) == [("pause", "skipped"), ("celebrate", "completed")]
+
+
+def jobs_handled_by_a_burst_worker(app) -> int:
+    """Drain the queues with one burst SimpleWorker (as run_worker does) and say how many RQ jobs it performed."""
+    from rq import Queue, SimpleWorker
+
+    db.session.commit()
+    queues = [Queue(name, connection=redis_holder.client) for name in app.config["ATLAS_QUEUES"]]
+    worker = SimpleWorker(queues, connection=redis_holder.client)
+    worker.work(burst=True)
+    db.session.expire_all()
+    return int(redis_holder.client.hget(worker.key, "successful_job_count") or 0)  # kept a minute after it stops
+
+
+def test_one_run_job_also_runs_the_run_jobs_waiting_behind_it(app, org, workflow):
+    """RQ's bookkeeping is paid per job, not per run: a worker taking 30 runs performs far fewer jobs."""
+    runs = [start(org, workflow, priority=p) for p in [5] * 20 + [9] * 5 + [2] * 5]
+    first_jobs = {r.id: r.job_id for r in runs}
+
+    handled = jobs_handled_by_a_burst_worker(app)
+
+    assert {db.session.get(Execution, r.id).status for r in runs} == {"waiting"}  # each ran up to its wait
+    assert not any(redis_holder.client.exists(f"rq:job:{job}") for job in first_jobs.values())  # no hash left over
+    assert 1 <= handled < 5, handled
+
+
+def test_draining_keeps_priorities_and_puts_back_what_is_not_a_run(app, org, workflow):
+    from rq import Queue
+
+    from jobs.runs import take
+
+    low, high = start(org, workflow, priority=2), start(org, workflow, priority=9)
+    default = start(org, workflow, priority=5)
+    Queue("atlas-default", connection=redis_holder.client).enqueue("builtins.print", "not a run", job_id="other-job")
+    db.session.commit()
+
+    assert take(redis_holder.client, 10) == [high.id]  # the highest-priority queue first
+    assert take(redis_holder.client, 10) == [default.id]
+    assert redis_holder.client.lrange("rq:queue:atlas-default", 0, -1) == [b"other-job"]  # put back, in place
+    assert take(redis_holder.client, 10) == [low.id]
+    assert not redis_holder.client.exists(f"rq:job:{high.job_id}")
+
+
+def test_runs_taken_by_a_worker_that_dies_before_running_them_are_delivered_again(app, org, workflow, monkeypatch):
+    from jobs.runs import take
+
+    runs = [start(org, workflow) for _ in range(3)]
+    db.session.commit()
+    assert sorted(take(redis_holder.client, 10)) == sorted(r.id for r in runs)  # ...and then the worker dies
+
+    monkeypatch.setitem(app.config, "ATLAS_RECONCILE_SECONDS", 0)
+    assert runner.reconcile() == 3  # the database still says queued and Redis holds no job: deliver again
+    work()
+    assert {db.session.get(Execution, r.id).status for r in runs} == {"waiting"}
+
+
+def test_draining_can_be_turned_off(app, org, workflow, monkeypatch):
+    monkeypatch.setitem(app.config, "ATLAS_DRAIN_RUNS", False)
+    runs = [start(org, workflow) for _ in range(4)]
+    assert jobs_handled_by_a_burst_worker(app) == 4
+    assert {db.session.get(Execution, r.id).status for r in runs} == {"waiting"}
+
+
+def straight(org, staff, name="Straight"):
+    """set -> set -> end: no wait, no side effects."""
+    data = {"nodes": [{"id": "a", "type": "set_variable", "config": {"name": "a", "value": "{{ contact.name }}"}},
+                      {"id": "b", "type": "set_variable", "config": {"name": "b", "value": "{{ vars.a }}!"}},
+                      {"id": "z", "type": "end", "config": {}}],
+            "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "z"}]}
+    return factories.make_workflow(org, staff, name=name, status="active", workflow_data=data)
+
+
+def test_a_batch_of_runs_is_claimed_run_and_saved_in_one_transaction(org, staff, workflow):
+    from atlas.models import Workflow
+
+    quick = straight(org, staff)
+    runs = [start(org, quick) for _ in range(5)]
+    nurture_run = start(org, workflow)
+    cancelled = start(org, quick)
+    executions.cancel_execution(org.id, quick.id, cancelled.id)
+    ids = [r.id for r in [*runs, nurture_run, cancelled]]
+    db.session.commit()
+    commits = []
+    from sqlalchemy import event
+
+    session = db.session()  # the scoped session's current Session
+
+    def count(_session):
+        commits.append(1)
+
+    event.listen(session, "after_commit", count)
+    try:
+        left = runner.run_batch(ids, worker="w1")
+    finally:
+        event.remove(session, "after_commit", count)
+    db.session.expire_all()
+
+    assert left == [] and len(commits) == 1
+    assert {db.session.get(Execution, r.id).status for r in runs} == {"completed"}
+    assert db.session.get(Execution, runs[0].id).state["variables"] == {"a": "Sarah", "b": "Sarah!"}
+    assert steps_of(db.session.get(Execution, runs[0].id)) == [("a", "completed"), ("b", "completed"),
+                                                                ("z", "completed")]
+    assert db.session.get(Workflow, quick.id).usage_count == 5
+    waiting = db.session.get(Execution, nurture_run.id)
+    assert waiting.status == "waiting" and waiting.job_id == f"run-{waiting.id}-2"  # its resume is scheduled
+    assert redis_holder.client.exists(f"rq:job:{waiting.job_id}")
+    assert db.session.get(Execution, cancelled.id).status == "cancelled"  # not runnable: left alone
+
+
+def test_runs_with_side_effects_are_left_to_run_one_by_one(org, staff):
+    data = {"nodes": [{"id": "note", "type": "notify_staff", "config": {"message": "Hi"}}], "edges": []}
+    noisy = factories.make_workflow(org, staff, name="Noisy", status="active", workflow_data=data)
+    quiet = straight(org, staff)
+    loud, calm = start(org, noisy), start(org, quiet)
+    db.session.commit()
+
+    assert runner.run_batch([loud.id, calm.id]) == [loud.id]
+    db.session.expire_all()
+    assert (db.session.get(Execution, loud.id).status, db.session.get(Execution, calm.id).status) == (
+        "queued", "completed")
+
+
+def test_a_batch_that_fails_commits_nothing_and_hands_every_run_back(org, staff, monkeypatch):
+    from atlas.core import engine
+
+    quiet = straight(org, staff)
+    runs = [start(org, quiet) for _ in range(3)]
+    db.session.commit()
+    monkeypatch.setattr(engine, "advance", lambda *a, **k: 1 / 0)
+
+    assert runner.run_batch([r.id for r in runs]) == [r.id for r in runs]
+    db.session.expire_all()
+    assert {db.session.get(Execution, r.id).status for r in runs} == {"queued"}
