@@ -2,6 +2,7 @@
 from atlas.models.accounts import Membership, Organization, Role, User
 from atlas.models.audit import AuditLog
 from atlas.models.crm import Contact, ContactStatus, ContactTag, CustomField, Form, FormSubmission, LeadSource
+from atlas.models.drafts import WorkflowDraft, WorkflowDraftRevision
 from atlas.models.execution import TERMINAL, Execution, ExecutionStatus, ExecutionStep
 from atlas.models.gym import Booking, BookingStatus, ClassSession, ContactMembership, Payment, PlanStatus
 from atlas.models.messaging import Message, MessageStatus, MessageTemplate, StaffNotification, StaffTask
@@ -12,4 +13,5 @@ __all__ = ["TERMINAL", "AuditLog", "Booking", "BookingStatus", "ClassSession", "
            "ContactStatus", "ContactTag", "CustomField", "EnrollmentDecision", "Event", "Execution", "ExecutionStatus",
            "ExecutionStep", "Form", "FormSubmission", "LeadSource", "Membership", "Message", "MessageStatus",
            "MessageTemplate", "Organization", "Payment", "PlanStatus", "Role", "StaffNotification", "StaffTask",
-           "TriggerFire", "User", "Workflow", "WorkflowStatus", "WorkflowTag", "WorkflowTrigger", "WorkflowVersion"]
+           "TriggerFire", "User", "Workflow", "WorkflowDraft", "WorkflowDraftRevision", "WorkflowStatus", "WorkflowTag",
+           "WorkflowTrigger", "WorkflowVersion"]

@@ -80,5 +80,6 @@ class WorkflowVersion(OrgScoped, db.Model):
     trigger_type: Mapped[str] = mapped_column(String(64))
     trigger_config: Mapped[dict] = mapped_column(JSON)
     settings: Mapped[dict] = mapped_column(JSON)
+    change_summary: Mapped[list | None] = mapped_column(JSON)  # what publishing it changed, in words (the builder)
     created_by: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,5 +1,5 @@
 """HTML pages and their htmx fragments; they share services with the API, never handlers."""
-from atlas.web import auth_pages, contact_pages, execution_pages, messaging_pages, workflow_pages
+from atlas.web import auth_pages, builder_pages, contact_pages, execution_pages, messaging_pages, workflow_pages
 
 
 def init_web(app) -> None:
@@ -9,3 +9,4 @@ def init_web(app) -> None:
     app.register_blueprint(execution_pages.bp)
     app.register_blueprint(contact_pages.bp)
     app.register_blueprint(messaging_pages.bp)
+    app.register_blueprint(builder_pages.bp)
