@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from atlas.devserver import free_port, stop_process
-from bench.executions import Meter, _pg_counters, _per_run
+from bench.executions import Meter, _per_run, _pg_counters
 from bench.stack import ROOT, _wait_until_up, running_stack
 
 EVENTS = int(os.environ.get("ATLAS_BENCH_EVENTS", 800))  # per phase: bounded in count...

@@ -6,8 +6,8 @@ finished_at, and the time from request to completion, read back from the API's e
 open loop at RATE a second (default half of what the saturated phase completed) for PACED_S seconds, the latency at
 moderate load. Phase "batched": BATCH_RUNS runs started BATCH_SIZE at a time through POST .../execute/batch (enroll a
 list of contacts), back to back at CONCURRENCY; phase "batched_paced": an open loop of PACED_BATCH_SIZE-run batches
-offering half of what "batched" completed, for PACED_S seconds. Phase "split": workers suspended (`rq suspend`), the client fires SPLIT_RUNS (web alone), then the
-workers resume and drain them (workers alone).
+offering half of what "batched" completed, for PACED_S seconds. Phase "split": workers suspended (`rq suspend`),
+the client fires SPLIT_RUNS (web alone), then the workers resume and drain them (workers alone).
 """
 from __future__ import annotations
 

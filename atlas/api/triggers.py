@@ -7,7 +7,8 @@ from atlas.api import trigger_schemas as s
 from atlas.services import triggers as service
 
 blp = Blueprint("triggers", __name__, url_prefix="/api/v2",
-                description="Trigger definitions, a workflow's triggers, the enrollment decision log and trigger configuration")
+                description="Trigger definitions, a workflow's triggers, the enrollment decision log and trigger "
+                            "configuration")
 
 
 @blp.route("/triggers/definitions")

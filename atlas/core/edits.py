@@ -121,8 +121,22 @@ def parse_at(at: str) -> tuple[str | None, str | None]:
         return None, None
     parts = at.split(":", 2) if isinstance(at, str) else []
     if len(parts) != 3 or parts[0] != "after" or not parts[1]:
-        raise EditError(f"{at!r} is not a place on the canvas; use 'start' or 'after:<step id>:<branch>'.")
+        raise EditError(f"{at!r} is not a place on the canvas; use 'start', 'after:<step id>:<branch>' or "
+                        "'before:<step id>'.")
     return parts[1], parts[2] or None
+
+
+def _place_before(workflow: WorkflowDefinition, node: Node, target_id: str) -> WorkflowDefinition:
+    """Put a node in front of target: every connector into target now leads to the node (where branches join)."""
+    target = _node(workflow, target_id)
+    if _is_terminal(node):
+        raise EditError(f"{_label(node)!r} ends the run, so it can only go where a path ends.")
+    exits = _exits(node)
+    edges = [Edge(e.source, node.id, e.branch) if e.target == target.id else e for e in workflow.edges]
+    edges.append(Edge(node.id, target.id, exits[0] if exits else None))
+    at_index = workflow.nodes.index(target)
+    return WorkflowDefinition(nodes=(*workflow.nodes[:at_index], node, *workflow.nodes[at_index:]),
+                              edges=tuple(edges))
 
 
 def default_name(kind, config: dict) -> str:
@@ -212,6 +226,8 @@ def _swap(workflow: WorkflowDefinition, node: Node) -> WorkflowDefinition:
 
 def _place(workflow: WorkflowDefinition, node: Node, at: str) -> WorkflowDefinition:
     """Put a node that is not in the workflow on the connector `at`, rewiring that connector through it."""
+    if isinstance(at, str) and at.startswith("before:") and at[len("before:"):]:
+        return _place_before(workflow, node, at[len("before:"):])
     source, branch = parse_at(at)
     graph = Graph(workflow)
     edges = list(workflow.edges)

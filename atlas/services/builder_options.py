@@ -1,4 +1,5 @@
-"""What the builder's selects offer: one organization's templates, tags, forms, lead sources, fields, staff, workflows."""
+"""What the builder's selects offer: one organization's templates, tags, forms, lead sources, fields, staff and
+workflows."""
 from __future__ import annotations
 
 from sqlalchemy import func

@@ -9,38 +9,61 @@ from __future__ import annotations
 import time
 
 from atlas.core import engine
+from atlas.core.validation import has_errors
+from atlas.errors import AtlasError, Conflict
 from atlas.extensions import db
 from atlas.models import Execution, ExecutionStatus, ExecutionStep
-from atlas.models.base import utcnow
+from atlas.models.base import new_id, utcnow
 from atlas.services import contacts, runner
 from atlas.services.executions import runnable_definition
-from atlas.services.workflows import get_workflow
+from atlas.services.workflows import check_definition, get_workflow
 
 MAX_SLICES = 100  # waits fast-forwarded in one test run
 
 
 def run_test(org_id: str, user_id: str | None, workflow_id: str, test_data: dict, *, step_by_step: bool = False,
-             mock_external_services: bool = True) -> dict:
-    """Run the workflow once in test mode and return every step's result, the timings and the log."""
+             mock_external_services: bool = True, definition: dict | None = None, trigger_type: str | None = None,
+             trigger_config: dict | None = None, execution_id: str | None = None) -> dict:
+    """Run the workflow once in test mode and return every step's result, the timings and the log.
+
+    `definition`, `trigger_type` and `trigger_config` test those (the builder's draft) instead of the workflow's
+    own; `execution_id` names the run in advance, so the builder can follow its live events from the first one.
+    """
     workflow = get_workflow(org_id, workflow_id)
-    version, definition_data = runnable_definition(workflow, test_mode=True)
+    version, definition_data = _definition_to_test(workflow, definition, trigger_type)
     contact_id, contact = contacts.for_run(org_id, test_data)
-    execution = Execution(organization_id=org_id, workflow_id=workflow.id, version=version,
-                          definition=definition_data, test_mode=True, status=ExecutionStatus.RUNNING,
+    if execution_id is not None and db.session.get(Execution, execution_id) is not None:
+        raise Conflict("A run with this id exists already; start the test again.", code="TEST_RUN_ID_TAKEN")
+    context = {} if trigger_type is None and trigger_config is None else {
+        "source": "builder_test", "triggerType": trigger_type or workflow.trigger_type,
+        "triggerConfig": trigger_config if trigger_config is not None else workflow.trigger_config}
+    execution = Execution(id=execution_id or new_id(), organization_id=org_id, workflow_id=workflow.id,
+                          version=version, definition=definition_data, test_mode=True, status=ExecutionStatus.RUNNING,
                           trigger_data=dict(test_data.get("trigger") or {}), contact=contact, contact_id=contact_id,
                           input_data={"testData": test_data, "mockExternalServices": mock_external_services},
-                          created_by=user_id)
+                          context=context, created_by=user_id)
     db.session.add(execution)
     db.session.commit()
-    definition = runner.definition_of(execution)
+    runnable = runner.definition_of(execution)
     started = time.perf_counter()
-    state = engine.start(definition)
+    state = engine.start(runnable)
     for _ in range(MAX_SLICES):
-        status, outcome = runner.advance_once(execution, definition, state)
+        status, outcome = runner.advance_once(execution, runnable, state)
         if status != ExecutionStatus.WAITING:
             break
-        state = _fast_forward(execution, definition, outcome, test_data.get("events") or {})
+        state = _fast_forward(execution, runnable, outcome, test_data.get("events") or {})
     return _report(execution, time.perf_counter() - started, step_by_step)
+
+
+def _definition_to_test(workflow, definition: dict | None, trigger_type: str | None) -> tuple[int, dict]:
+    """The workflow's own definition as edited, or the one given (a draft's), refused while it has errors."""
+    if definition is None:
+        return runnable_definition(workflow, test_mode=True)
+    parsed, issues = check_definition(definition, trigger_type or workflow.trigger_type)
+    if has_errors(issues):
+        raise AtlasError("The workflow has errors, so it cannot run; fix the errors listed in validation.",
+                         code="INVALID_WORKFLOW_DATA", status=422, validation=issues)
+    return workflow.version, parsed.to_dict()
 
 
 def _fast_forward(execution: Execution, definition, outcome, events: dict) -> engine.RunState:

@@ -169,8 +169,11 @@ def archive_workflow(org_id: str, workflow_id: str) -> tuple[Workflow, str]:
 
 
 def executions_in_flight(workflow: Workflow) -> int:
-    """Runs of this workflow not yet finished. No execution engine exists yet, so there are none."""
-    return 0
+    """Live runs of this workflow not yet finished (queued, running or waiting)."""
+    from atlas.models import TERMINAL, Execution
+
+    return db.session.scalar(select(func.count()).select_from(Execution).where(
+        Execution.workflow_id == workflow.id, Execution.test_mode.is_(False), Execution.status.not_in(TERMINAL)))
 
 
 # What a published version freezes: a change to any of these on a live workflow makes a new version.

@@ -1,5 +1,15 @@
 """HTML pages and their htmx fragments; they share services with the API, never handlers."""
-from atlas.web import auth_pages, builder_pages, contact_pages, execution_pages, messaging_pages, workflow_pages
+from atlas.web import (
+    auth_pages,
+    builder_edits,
+    builder_pages,
+    builder_publish,
+    builder_test,
+    contact_pages,
+    execution_pages,
+    messaging_pages,
+    workflow_pages,
+)
 
 
 def init_web(app) -> None:
@@ -10,3 +20,6 @@ def init_web(app) -> None:
     app.register_blueprint(contact_pages.bp)
     app.register_blueprint(messaging_pages.bp)
     app.register_blueprint(builder_pages.bp)
+    app.register_blueprint(builder_publish.bp)
+    app.register_blueprint(builder_test.bp)
+    app.register_blueprint(builder_edits.bp)

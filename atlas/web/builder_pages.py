@@ -1,8 +1,9 @@
-"""The workflow builder: the definition drawn as a flowchart, its problems, and a side panel for one step.
+"""The workflow builder: the draft drawn as a flowchart, its problems, and a side panel for one step.
 
-Read-only for now. The hooks for editing: canvas_context(workflow, workflow_data) draws any workflowData (a draft's,
-say); every connector's "+" carries its insertion key (data-insert); every card carries data-node-id and opens
-/workflows/<id>/builder/nodes/<node_id> in #builder-panel, whose config part is builder/_node_config.html.
+canvas_context(workflow, workflow_data) draws any workflowData; draft_context draws the workflow's draft (what the
+builder edits: atlas.services.drafts). Every connector's "+" carries its insertion key (data-insert) and opens the
+step picker; every card carries data-node-id and opens /workflows/<id>/builder/nodes/<node_id> in #builder-panel,
+with the step's config form for staff (builder_edits.py saves the changes).
 """
 from flask import Blueprint, g, make_response, render_template, request
 from jinja2_fragments.flask import render_block
@@ -11,9 +12,11 @@ from atlas.core import flowchart, steps
 from atlas.core import triggers as catalog
 from atlas.core.definition import DefinitionError, WorkflowDefinition
 from atlas.errors import AtlasError, NotFound
-from atlas.services import auth
+from atlas.services import auth, builder_options, drafts
 from atlas.services.workflows import get_workflow, validate_workflow
+from atlas.web.schema_forms import fields_for
 from atlas.web.session import login_required
+from atlas.web.variables import variables_for
 
 bp = Blueprint("builder_pages", __name__, url_prefix="/workflows/<workflow_id>/builder")
 SEVERITIES = ("error", "warning", "suggestion")
@@ -28,7 +31,8 @@ class NodeNotFound(NotFound):
 def page(workflow_id):
     """The builder: the trigger, the steps as a flowchart, and the problems validation finds."""
     workflow = get_workflow(g.organization.id, workflow_id)
-    return render_template("builder/page.html", **canvas_context(workflow, workflow.workflow_data))
+    return render_template("builder/page.html", **draft_context(workflow, drafts.get_draft(g.organization.id,
+                                                                                          workflow.id)))
 
 
 @bp.route("/nodes/<node_id>")
@@ -36,15 +40,35 @@ def page(workflow_id):
 def node(workflow_id, node_id):
     """One step in the side panel: just the panel for htmx, else the whole builder with the panel open."""
     workflow = get_workflow(g.organization.id, workflow_id)
-    context = canvas_context(workflow, workflow.workflow_data, selected=node_id)
+    draft = drafts.get_draft(g.organization.id, workflow.id)
+    context = draft_context(workflow, draft, selected=node_id)
     if context["selected"] is None:
         raise NodeNotFound()
+    if context["can_edit"]:
+        context["fields"], context["general_errors"] = node_fields(workflow, draft, node_id), []
     if request.headers.get("HX-Request"):
         response = make_response(render_block("builder/page.html", "panel", **context))
     else:
         response = make_response(render_template("builder/page.html", **context))
     response.vary.add("HX-Request")
     return response
+
+
+def draft_context(workflow, draft, selected: str | None = None) -> dict:
+    """canvas_context for the workflow's draft, with its revision and history and whether this member may edit."""
+    return {**canvas_context(workflow, draft.definition, selected=selected), "draft": draft,
+            "can_edit": g.membership.allows("staff"), "step_groups": _step_groups()}
+
+
+def _step_groups() -> list[tuple[str, list]]:
+    """The step picker's sections: registered step types by category (flow control first)."""
+    order = {"control": 0, "communication": 1, "crm": 2, "integration": 3}
+    names = {"control": "Flow control", "communication": "Messages", "crm": "CRM", "integration": "Integrations"}
+    kinds = sorted(steps.all_types(), key=lambda t: (order.get(t.category, 9), t.name))
+    groups: dict[str, list] = {}
+    for kind in kinds:
+        groups.setdefault(names.get(kind.category, kind.category.title()), []).append(kind)
+    return list(groups.items())
 
 
 def canvas_context(workflow, data: dict, selected: str | None = None) -> dict:
@@ -107,3 +131,29 @@ def _selected(node_id: str | None, cards: dict) -> dict | None:
     if card is None:
         return None
     return {**card, "rows": flowchart.config_rows(card["node"], card["step_type"])}
+
+
+def node_fields(workflow, draft, node_id: str | None, *, values=None, errors=None):
+    """The config form's fields of one step of the draft, with the variables the steps before it provide."""
+    node = draft_node(draft, node_id) if node_id else None
+    if node is None or not known_type(node["type"]):
+        return None
+    options = builder_options.options_for(g.organization.id)
+    variables = variables_for(draft.definition, node_id, draft.trigger_type, custom_fields=options["custom_fields"])
+    return fields_for(steps.get(node["type"]).config_schema, node.get("config") if values is None else values,
+                      options=options, variables=variables, errors=errors or {})
+
+
+def draft_node(draft, node_id: str) -> dict:
+    node = next((n for n in draft.definition.get("nodes", []) if n.get("id") == node_id), None)
+    if node is None:
+        raise NodeNotFound()
+    return node
+
+
+def known_type(key: str) -> bool:
+    try:
+        steps.get(key)
+    except steps.UnknownStepType:
+        return False
+    return True

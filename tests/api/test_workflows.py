@@ -432,3 +432,17 @@ def test_archiving_through_put_also_records_when(create, put):
     assert response.json["workflow"]["archivedAt"] is not None
     assert response.json["migrationWarnings"] == [
         "The workflow is archived: its trigger starts no new runs and it leaves the default list."]
+
+
+def test_the_version_warning_counts_the_runs_in_flight(create, put, org):
+    from atlas.extensions import db
+    from atlas.models import Execution
+
+    workflow = create(status="active").json["workflow"]
+    db.session.add_all([Execution(organization_id=org.id, workflow_id=workflow["id"], version=1, status=status,
+                                  test_mode=test) for status, test in
+                        [("waiting", False), ("queued", False), ("completed", False), ("waiting", True)]])
+    db.session.commit()
+
+    warnings = put(workflow["id"], {"workflowData": factories.definition("a", "c")}).json["migrationWarnings"]
+    assert "the 2 run(s) in flight keep running version 1 to the end" in warnings[0]

@@ -133,7 +133,7 @@ def test_insert_refuses_bad_places():
     with pytest.raises(EditError, match="one exit"):
         edits.insert_step(line(), "after:a:true", "wait")
     with pytest.raises(EditError, match="not a place"):
-        edits.insert_step(line(), "before:a", "wait")
+        edits.insert_step(line(), "sideways:a", "wait")
     with pytest.raises(EditError, match="no step 'zz'"):
         edits.insert_step(line(), "after:zz:", "wait")
     with pytest.raises(EditError, match="not a step type"):
@@ -308,3 +308,25 @@ def test_change_summary_sees_moves_triggers_and_settings():
         "Changed workflow settings: reentry"]
     assert edits.change_summary(side(before), side(before, config={"formId": "x"})) == ["Changed the trigger's settings"]
     assert edits.change_summary(side(before), side(before)) == []
+
+
+def test_a_step_inserted_before_a_join_takes_every_connector_into_it():
+    from atlas.core import edits
+
+    definition = {"schemaVersion": 1, "nodes": [
+        {"id": "check", "type": "if_else", "config": {"condition": {"field": "contact.status", "operator": "equals",
+                                                                      "value": "member"}}},
+        {"id": "yes", "type": "set_variable", "config": {"name": "a", "value": "1"}},
+        {"id": "no", "type": "set_variable", "config": {"name": "a", "value": "2"}},
+        {"id": "done", "type": "end", "config": {}}],
+        "edges": [{"source": "check", "target": "yes", "branch": "true"},
+                  {"source": "check", "target": "no", "branch": "false"},
+                  {"source": "yes", "target": "done"}, {"source": "no", "target": "done"}]}
+    after, summary = edits.insert_step(definition, "before:done", "wait", config={"duration": {"amount": 1,
+                                                                                              "unit": "days"}})
+    edges = {(e["source"], e["target"], e.get("branch")) for e in after["edges"]}
+    assert {("yes", "wait", None), ("no", "wait", None), ("wait", "done", None)} <= edges
+    assert not any(target == "done" and source in ("yes", "no") for source, target, _ in edges)
+    assert summary.startswith("Added step")
+    with pytest.raises(edits.EditError):
+        edits.insert_step(definition, "before:nowhere", "wait")

@@ -48,7 +48,9 @@ def running_atlas(instance: Path) -> Iterator[AtlasServer]:
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_OUT}
     env.update(ATLAS_ENV="development", REDIS_URL=redis.url, ATLAS_INSTANCE_DIR=str(instance),
                ATLAS_DEMO_PASSWORD=DEMO_PASSWORD, PYTHONDONTWRITEBYTECODE="1", ATLAS_SSE_HEARTBEAT="1",
-               ATLAS_RECONCILE_SECONDS="1")
+               ATLAS_RECONCILE_SECONDS="1",
+               # every browser test signs in from 127.0.0.1: the suite would hit the per-address sign-in limit
+               ATLAS_RATELIMIT_AUTH="600 per minute")
     process, port = None, free_port()
     try:
         migrated = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,

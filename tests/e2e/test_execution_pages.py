@@ -84,7 +84,7 @@ def open_runs(page, gym, workflow: str) -> None:
     """Sign in and go from the workflows list to one workflow's runs."""
     page.goto("/login")
     sign_in(page, gym["email"], PASSWORD)
-    page.get_by_role("link", name=workflow).click()
+    page.get_by_role("link", name=workflow, exact=True).click()
     expect(page.get_by_role("heading", name=workflow, level=1)).to_be_visible()
 
 
@@ -164,7 +164,7 @@ def test_a_waiting_run_says_when_it_resumes_and_can_be_cancelled(page, gym, work
     page.wait_for_timeout(1500)
     assert len(fetched) == seen, "only this run's events fetch the page's parts again"
 
-    page.get_by_role("link", name="Renewal nudge").click()
+    page.get_by_role("link", name="Renewal nudge", exact=True).click()
     rows = page.locator(".runs-table tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.filter(has_text="Lee")).to_contain_text("Waiting")

@@ -57,6 +57,12 @@ def staff_client(client, org, staff):
     return client
 
 
+@pytest.fixture
+def viewer_client(client, org):
+    sign_in(client, factories.make_user(org, "viewer", name="Vic Viewer"), org)
+    return client
+
+
 def builder(client, workflow) -> str:
     response = client.get(f"/workflows/{workflow.id}/builder")
     assert response.status_code == 200
@@ -65,7 +71,7 @@ def builder(client, workflow) -> str:
 
 def test_the_trigger_and_every_step_as_a_card_in_flow_order(staff_client, workflow):
     page = builder(staff_client, workflow)
-    assert "<h1>Trial follow-up</h1>" in page and 'badge-draft">Draft' in page
+    assert "<h1>Trial follow-up</h1>" in page and 'badge-draft" id="workflow-status">Draft' in page
     assert cards(page) == ["welcome", "pause", "check", "tag", "extra", "done", "email", "opened", "lost"]
     trigger = re.search(r'<div class="fc-trigger[^>]*>.*?</div>', page, re.S).group(0)
     assert text(trigger) == "Trigger Lead created Any lead source"
@@ -87,9 +93,10 @@ def test_branch_labels_ends_and_goto(staff_client, workflow):
     assert goto and text(goto.group(0)) == "Go to “Note it”"
 
 
-def test_every_connector_has_a_disabled_add_button_with_its_insertion_key(staff_client, workflow):
+def test_every_connector_has_an_add_button_that_opens_the_picker_for_its_place(staff_client, workflow):
     page = builder(staff_client, workflow)
-    keys = re.findall(r'class="fc-add" data-insert="([^"]+)" aria-label="Add a step here"[^>]*disabled', page)
+    keys = re.findall(r'class="fc-add" data-insert="([^"]+)" aria-label="Add a step here"[^>]*\s+hx-get="[^"]*/picker'
+                      r'\?at=[^"]+" hx-target="#builder-panel"', page)
     assert keys == ["start", "after:welcome:", "after:pause:", "after:check:true", "after:tag:", "after:extra:",
                     "after:done:", "after:check:false", "after:email:", "after:opened:true", "after:opened:false",
                     "after:lost:"]
@@ -140,8 +147,8 @@ def test_an_empty_workflow_shows_the_trigger_a_start_and_an_end(staff_client, or
     assert "The workflow has no steps yet" in page
 
 
-def test_the_step_panel_for_htmx_is_just_the_panel(staff_client, workflow):
-    response = staff_client.get(f"/workflows/{workflow.id}/builder/nodes/pause", headers=HTMX_PANEL)
+def test_the_step_panel_for_htmx_is_just_the_panel(viewer_client, workflow):
+    response = viewer_client.get(f"/workflows/{workflow.id}/builder/nodes/pause", headers=HTMX_PANEL)
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in body and "fc-card" not in body
     assert '<h2 id="panel-title" tabindex="-1">Give them time</h2>' in body
@@ -149,8 +156,16 @@ def test_the_step_panel_for_htmx_is_just_the_panel(staff_client, workflow):
     assert "steps.pause.output" in body and "HX-Request" in response.headers["Vary"]
 
 
-def test_the_step_panel_reads_a_condition(staff_client, workflow):
-    body = staff_client.get(f"/workflows/{workflow.id}/builder/nodes/check", headers=HTMX_PANEL).get_data(as_text=True)
+def test_staff_get_the_step_s_config_form(staff_client, workflow):
+    body = staff_client.get(f"/workflows/{workflow.id}/builder/nodes/pause", headers=HTMX_PANEL).get_data(as_text=True)
+    form = re.search(r'<form class="node-form".*?</form>', body, re.S).group(0)
+    assert 'name="config.duration.amount" value="10"' in form and 'hx-trigger="change delay:400ms, submit"' in form
+    assert re.search(r'<option value="minutes"\s+selected', form) or 'value="minutes" selected' in form
+    assert 'name="name" value="Give them time"' in body and ">Duplicate</button>" in body
+
+
+def test_the_step_panel_reads_a_condition(viewer_client, workflow):
+    body = viewer_client.get(f"/workflows/{workflow.id}/builder/nodes/check", headers=HTMX_PANEL).get_data(as_text=True)
     assert "If / else" in body and "<dt>Condition</dt><dd>contact.status is member</dd>" in body
 
 
@@ -166,10 +181,14 @@ def test_an_unknown_step_is_a_404(staff_client, workflow):
     assert response.status_code == 404 and "<html" not in response.get_data(as_text=True)
 
 
-def test_viewers_can_view_the_builder_and_a_step(client, org, workflow):
-    sign_in(client, factories.make_user(org, "viewer", name="Vic Viewer"), org)
-    assert cards(builder(client, workflow))[:2] == ["welcome", "pause"]
-    assert client.get(f"/workflows/{workflow.id}/builder/nodes/tag", headers=HTMX_PANEL).status_code == 200
+def test_viewers_can_view_the_builder_and_a_step(viewer_client, workflow):
+    client = viewer_client
+    page = builder(client, workflow)
+    assert cards(page)[:2] == ["welcome", "pause"]
+    assert "hx-get" not in re.search(r'<button[^>]*class="fc-add"[^>]*>', page).group(0)  # viewers cannot add
+    assert re.search(r'<button[^>]*class="fc-add"[^>]*disabled', page) and 'id="undo-button"' not in page
+    panel = client.get(f"/workflows/{workflow.id}/builder/nodes/tag", headers=HTMX_PANEL)
+    assert panel.status_code == 200 and "<form" not in panel.get_data(as_text=True)  # the settings, read-only
 
 
 def test_another_organizations_workflow_is_a_404_page(staff_client, workflow):

@@ -81,3 +81,47 @@
     }
   });
 })();
+
+// Editing: Ctrl+Z / Ctrl+Shift+Z press the undo and redo buttons (not while typing in a field), the step picker's
+// search filters its list, and a deleted step's panel closes when the server says so.
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (event) {
+    if (!(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== "z") { return; }
+    if (event.target.closest("input, textarea, select, [contenteditable]")) { return; }
+    event.preventDefault();
+    // a change still in flight (htmx marks its element): this one waits for the new draft revision, else it is refused
+    if (document.querySelector(".htmx-request")) { queued = event.shiftKey ? "redo-button" : "undo-button"; return; }
+    press(event.shiftKey ? "redo-button" : "undo-button");
+  });
+
+  let queued = null;
+  function press(id) {
+    const button = document.getElementById(id);
+    if (button && !button.disabled) { button.click(); }
+  }
+  document.addEventListener("htmx:afterSettle", function () {
+    if (queued && !document.querySelector(".htmx-request")) {
+      const id = queued;
+      queued = null;
+      press(id);
+    }
+  });
+
+  document.addEventListener("input", function (event) {
+    if (!event.target.matches("[data-picker-search]")) { return; }
+    const words = event.target.value.toLowerCase().trim().split(/\s+/).filter(Boolean);
+    document.querySelectorAll(".picker-item").forEach(function (item) {
+      const text = item.getAttribute("data-search");
+      item.hidden = !words.every(function (w) { return text.indexOf(w) !== -1; });
+    });
+    document.querySelectorAll(".picker-group").forEach(function (group) {
+      group.hidden = !group.querySelector(".picker-item:not([hidden])");
+    });
+  });
+
+  document.addEventListener("builder:close-panel", function () {
+    const panel = document.getElementById("builder-panel");
+    if (panel) { panel.hidden = true; panel.innerHTML = ""; }
+  });
+})();
