@@ -1,7 +1,7 @@
 """Screenshots of the pages as a person sees them: `python -m tests.e2e.screenshots [DIR] [--all]`.
 
 Without --all it refreshes the demo gym's pages in docs/screenshots/ at 1280 and 768 px: workflows, contacts, one
-contact, the outbox and the messaging settings; with --all it also takes login, sign-up, the empty list and the
+contact, the outbox, the messaging settings and the builder (with a step's form open); with --all it also takes login, sign-up, the empty list and the
 new-workflow form. Runs its own server, like the e2e tests.
 """
 import sys
@@ -44,6 +44,7 @@ def _shoot(server, out: Path, argv: list[str]) -> None:
             tab = context.new_page()
             _demo_list(tab, out, width)
             _crm_pages(tab, out, width)
+            _builder(tab, out, width)
             context.close()
         browser.close()
 
@@ -78,6 +79,18 @@ def _crm_pages(page, out: Path, width: int) -> None:
     page.goto("/settings/messaging")
     page.wait_for_selector("#policy-heading")
     page.screenshot(path=out / f"messaging-settings-{width}.png", full_page=True)
+
+
+def _builder(page, out: Path, width: int) -> None:
+    """The demo's "New lead welcome" in the builder, then with its first step's form open (already signed in)."""
+    page.goto("/")
+    row = page.locator("#workflow-results tbody tr", has=page.get_by_role("link", name="New lead welcome", exact=True))
+    row.locator("a.steps-link").click()
+    page.wait_for_selector(".fc-card")
+    page.screenshot(path=out / f"builder-{width}.png", full_page=True)
+    page.click('.fc-card[data-node-id="wait"]')
+    page.wait_for_selector("#builder-panel:not([hidden]) .node-form")
+    page.screenshot(path=out / f"builder-step-{width}.png", full_page=True)
 
 
 def _new_gym_pages(page, out: Path, width: int) -> None:
