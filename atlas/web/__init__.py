@@ -4,6 +4,7 @@ from atlas.web import (
     builder_edits,
     builder_pages,
     builder_publish,
+    builder_settings,
     builder_test,
     contact_pages,
     execution_pages,
@@ -23,3 +24,4 @@ def init_web(app) -> None:
     app.register_blueprint(builder_publish.bp)
     app.register_blueprint(builder_test.bp)
     app.register_blueprint(builder_edits.bp)
+    app.register_blueprint(builder_settings.bp)

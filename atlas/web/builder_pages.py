@@ -55,8 +55,9 @@ def node(workflow_id, node_id):
 
 
 def draft_context(workflow, draft, selected: str | None = None) -> dict:
-    """canvas_context for the workflow's draft, with its revision and history and whether this member may edit."""
-    return {**canvas_context(workflow, draft.definition, selected=selected), "draft": draft,
+    """canvas_context for the workflow's draft (its trigger and issues), with its revision and history and whether this
+    member may edit."""
+    return {**canvas_context(workflow, draft.definition, selected=selected, draft=draft), "draft": draft,
             "can_edit": g.membership.allows("staff"), "step_groups": _step_groups()}
 
 
@@ -71,13 +72,14 @@ def _step_groups() -> list[tuple[str, list]]:
     return list(groups.items())
 
 
-def canvas_context(workflow, data: dict, selected: str | None = None) -> dict:
-    """Everything the builder page draws for this workflowData; `selected` names the step the panel shows."""
-    definition, issues = _checked(workflow, data)
+def canvas_context(workflow, data: dict, selected: str | None = None, draft=None) -> dict:
+    """Everything the builder page draws for this workflowData; `selected` names the step the panel shows; a `draft`
+    (drafts.Draft) gives the trigger and the issues instead of the live workflow."""
+    definition, issues = _draft_checked(workflow, draft) if draft is not None else _checked(workflow, data)
     cards = {n.id: _card(n, issues) for n in definition.nodes}
-    trigger_type = workflow.trigger_type
+    trigger_type = (draft or workflow).trigger_type
     trigger = {"name": catalog.get(trigger_type).name if catalog.is_known(trigger_type) else "No trigger yet",
-               "summary": flowchart.trigger_summary(trigger_type, workflow.trigger_config),
+               "summary": flowchart.trigger_summary(trigger_type, (draft or workflow).trigger_config),
                "icon": catalog.get(trigger_type).icon if catalog.is_known(trigger_type) else "zap",
                "errors": [i for i in issues if not i.get("node_id") and i["severity"] == "error"]}
     return {"workflow": workflow, "flow": flowchart.structure(definition), "cards": cards, "trigger": trigger,
@@ -95,6 +97,16 @@ def _checked(workflow, data: dict) -> tuple[WorkflowDefinition, list[dict]]:
         issues = getattr(exc, "validation", None) or getattr(exc, "issues", None) or []
         return WorkflowDefinition(nodes=(), edges=()), [{"severity": "error", **i} for i in issues]
     return definition, report["errors"] + report["warnings"] + report["suggestions"]
+
+
+def _draft_checked(workflow, draft) -> tuple[WorkflowDefinition, list[dict]]:
+    """The draft's definition and the issues the draft service found (its trigger and settings), errors first."""
+    try:
+        definition = WorkflowDefinition.from_dict(draft.definition)
+    except DefinitionError:
+        return _checked(workflow, draft.definition)
+    rank = {severity: place for place, severity in enumerate(SEVERITIES)}
+    return definition, sorted(draft.issues, key=lambda i: rank.get(i.get("severity"), len(rank)))
 
 
 def _card(node, issues: list[dict]) -> dict:

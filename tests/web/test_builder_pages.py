@@ -73,7 +73,7 @@ def test_the_trigger_and_every_step_as_a_card_in_flow_order(staff_client, workfl
     page = builder(staff_client, workflow)
     assert "<h1>Trial follow-up</h1>" in page and 'badge-draft" id="workflow-status">Draft' in page
     assert cards(page) == ["welcome", "pause", "check", "tag", "extra", "done", "email", "opened", "lost"]
-    trigger = re.search(r'<div class="fc-trigger[^>]*>.*?</div>', page, re.S).group(0)
+    trigger = re.search(r'<button type="button" class="fc-trigger[^>]*>.*?</button>', page, re.S).group(0)
     assert text(trigger) == "Trigger Lead created Any lead source"
     welcome = text(card(page, "welcome"))
     assert welcome == "Send SMS Welcome text Hi {contact.first_name}!"
@@ -217,7 +217,7 @@ def test_a_trigger_problem_links_to_the_trigger_card(staff_client, org, staff):
     page = builder(staff_client, workflow)
     assert re.search(r'data-code="INVALID_TRIGGER_CONFIG">\s*<span class="problem-kind">Error</span>\s*'
                      r'<a href="#trigger-card">Trigger</a>', page)
-    assert re.search(r'<div class="fc-trigger has-errors" id="trigger-card" tabindex="-1">', page)
+    assert re.search(r'<button type="button" class="fc-trigger has-errors" id="trigger-card"', page)
 
 
 def test_the_canvas_block_renders_on_its_own_for_the_editing_actions(app, org, staff, workflow):
