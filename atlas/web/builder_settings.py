@@ -15,8 +15,8 @@ from flask import Blueprint, g, make_response, render_template, request
 from jinja2_fragments.flask import render_block
 
 from atlas.core import schedule
-from atlas.core.flowchart import value_words
 from atlas.core import triggers as catalog
+from atlas.core.flowchart import value_words
 from atlas.errors import ValidationFailed
 from atlas.models.base import utcnow
 from atlas.services import builder_options, drafts

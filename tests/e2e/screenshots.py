@@ -1,8 +1,8 @@
 """Screenshots of the pages as a person sees them: `python -m tests.e2e.screenshots [DIR] [--all]`.
 
 Without --all it refreshes the demo gym's pages in docs/screenshots/ at 1280 and 768 px: workflows, contacts, one
-contact, the outbox, the messaging settings and the builder (with a step's form open); with --all it also takes login, sign-up, the empty list and the
-new-workflow form. Runs its own server, like the e2e tests.
+contact, the outbox, the messaging settings and the builder (with a step's form open); with --all it also takes
+login, sign-up, the empty list and the new-workflow form. Runs its own server, like the e2e tests.
 """
 import sys
 import tempfile

@@ -68,7 +68,8 @@ def test_a_manager_drags_a_step_below_the_next_one(page, gym):
     expect(page.locator("#builder-status")).to_contain_text("not published yet")
 
     with page.expect_response(lambda r: r.url.endswith("/nodes/third/move") and r.status == 200):
-        drag(page, page.locator('.fc-card[data-node-id="third"]'), page.locator('.fc-card[data-node-id="second"]'), 0.15)
+        drag(page, page.locator('.fc-card[data-node-id="third"]'), page.locator('.fc-card[data-node-id="second"]'),
+             0.15)
     expect(names).to_have_text(["Tag as welcomed", "Tag as local", "Tag as lead", "Done"])  # to the very top
 
     with page.expect_response(lambda r: r.url.endswith("/nodes/done/move") and r.status == 422):
