@@ -110,3 +110,16 @@ def _workflow_body(sample: dict) -> dict:
             "tags": sample["tags"], "trigger_type": sample["trigger_type"], "status": "active",
             "trigger_config": sample.get("trigger_config", {}),
             "workflow_data": {"schemaVersion": 1, "nodes": nodes, "edges": edges}}
+
+
+def examples() -> list[dict]:
+    """The built-in examples a new workflow can start from: key, name, description, trigger and workflowData."""
+    return [{"key": sample["name"].lower().replace(" ", "-"), "name": sample["name"],
+             "description": sample["description"], "category": sample["category"],
+             "trigger_type": sample["trigger_type"], "trigger_config": dict(sample.get("trigger_config", {})),
+             "workflow_data": _workflow_body(sample)["workflow_data"]} for sample in SAMPLE_WORKFLOWS]
+
+
+def example(key: str) -> dict | None:
+    """One built-in example by its key, or None."""
+    return next((e for e in examples() if e["key"] == key), None)

@@ -6,7 +6,7 @@ from jinja2_fragments.flask import render_block
 
 from atlas.errors import AtlasError, InsufficientPermissions
 from atlas.models import WorkflowStatus
-from atlas.services import auth, triggers
+from atlas.services import auth, demo, triggers
 from atlas.services import workflows as service
 from atlas.web.session import login_required
 
@@ -55,7 +55,7 @@ def _list_context(params: dict) -> dict:
 @bp.route("/workflows/new", methods=["GET", "POST"])
 @login_required
 def new():
-    """Create a draft workflow: a name, a trigger and a category; steps come in the builder."""
+    """Create a draft workflow, blank or from a built-in example, then open it in the builder."""
     if not g.membership.allows("staff"):
         raise InsufficientPermissions()
     form, errors = request.form, {}
@@ -64,26 +64,35 @@ def new():
         errors = _new_problems(body)
         if not errors:
             try:
-                service.create_workflow(g.organization.id, g.user.id, body)
+                created = service.create_workflow(g.organization.id, g.user.id,
+                                                  {k: v for k, v in body.items() if k != "start"})
             except AtlasError as exc:
                 errors = {exc.details.get("field", "form"): exc.message}
             else:
                 flash(f"Workflow “{body['name']}” created as a draft.")
-                return redirect(url_for("workflow_pages.index"))
+                return redirect(url_for("builder_pages.page", workflow_id=created.workflow.id))
     return render_template("workflows/new.html", form=form, errors=errors, trigger_groups=triggers.grouped(),
-                           memberships=auth.memberships(g.user)), 422 if errors else 200
+                           examples=demo.examples(), memberships=auth.memberships(g.user)), 422 if errors else 200
 
 
 def _new_body(form) -> dict:
-    """The create-workflow body from the form: an empty definition, so the draft starts with no steps."""
-    return {"name": form.get("name", "").strip(), "description": form.get("description", "").strip() or None,
+    """The create-workflow body from the form: no steps for "blank"; an example brings its steps and its trigger."""
+    body = {"name": form.get("name", "").strip(), "description": form.get("description", "").strip() or None,
             "category": form.get("category", "").strip() or None, "trigger_type": form.get("trigger_type", ""),
-            "workflow_data": {"schemaVersion": 1, "nodes": [], "edges": []}}
+            "workflow_data": {"schemaVersion": 1, "nodes": [], "edges": []}, "start": form.get("start") or "blank"}
+    example = demo.example(body["start"])
+    if example is not None:
+        body.update(trigger_type=example["trigger_type"], trigger_config=example["trigger_config"],
+                    workflow_data=example["workflow_data"], description=body["description"] or example["description"],
+                    category=body["category"] or example["category"])
+    return body
 
 
 def _new_problems(body: dict) -> dict:
     """The form's own checks, field by field, in the API's words."""
     problems = {}
+    if body["start"] != "blank" and demo.example(body["start"]) is None:
+        problems["start"] = "Choose a blank workflow or one of the examples."
     if not body["name"]:
         problems["name"] = "Give the workflow a name."
     elif len(body["name"]) > 120:

@@ -66,8 +66,9 @@ def demo(atlas_server, browser):
     sign_in(page, "demo@atlas.example", DEMO_PASSWORD)
     page.get_by_label("Name").fill("Zumba class reminder")
     page.get_by_label("Starts when").select_option(label="Class booked")
-    page.get_by_role("button", name="Create draft").click()
-    expect(rows(page)).to_have_count(5)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create draft").click()
+    expect(page).to_have_url(re.compile(r"/builder$"))  # a new workflow opens in the builder
     context.close()
     return {"email": "demo@atlas.example", "password": DEMO_PASSWORD}
 
@@ -127,8 +128,9 @@ def test_manager_creates_a_workflow_with_the_form(page):
     page.get_by_label("Description").fill("Check in the day after a trial class.")
     page.get_by_role("button", name="Create draft").click()
 
-    expect(page).to_have_url(re.compile(r"/$"))
-    expect(page.get_by_role("status")).to_have_text("Workflow “Trial class follow-up” created as a draft.")
+    expect(page).to_have_url(re.compile(r"/workflows/[^/]+/builder$"))  # a new workflow opens in the builder
+    expect(page.locator(".alert-success")).to_have_text("Workflow “Trial class follow-up” created as a draft.")
+    page.get_by_role("link", name="Workflows").first.click()
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_contain_text("Trial class follow-up")
     expect(rows(page).first).to_contain_text("Class booked")

@@ -316,13 +316,54 @@ def test_new_workflow_form_creates_a_draft(staff_client, org, staff):
     response = staff_client.post("/workflows/new", data={
         "name": "  Trial follow-up ", "trigger_type": "class_booked", "category": "Lead nurture",
         "description": "After a trial class"})
-    assert response.status_code == 302 and response.headers["Location"] == "/"
     workflow = db.session.scalar(select(Workflow).where(Workflow.organization_id == org.id))
+    assert response.status_code == 302 and response.headers["Location"] == f"/workflows/{workflow.id}/builder"
     assert (workflow.name, workflow.status, workflow.trigger_type, workflow.category, workflow.description) == \
         ("Trial follow-up", "draft", "class_booked", "Lead nurture", "After a trial class")
     assert workflow.created_by == staff.id and workflow.workflow_data["nodes"] == []
-    listed = staff_client.get("/").get_data(as_text=True)
-    assert "Workflow “Trial follow-up” created as a draft." in listed and names(listed) == ["Trial follow-up"]
+    builder = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Workflow “Trial follow-up” created as a draft." in builder and "<h1>Trial follow-up</h1>" in builder
+    assert names(staff_client.get("/").get_data(as_text=True)) == ["Trial follow-up"]
+
+
+def test_new_workflow_form_offers_blank_and_the_built_in_examples(staff_client):
+    form = staff_client.get("/workflows/new").get_data(as_text=True)
+    starts = re.findall(r'<input type="radio" id="start-[^"]*" name="start" value="([^"]*)" ?(checked)?>', form)
+    assert starts == [("blank", "checked"), ("new-lead-welcome", ""), ("missed-class-win-back", ""),
+                      ("membership-renewal-reminder", ""), ("failed-payment-follow-up", "")]
+    assert "<legend>Start from</legend>" in form
+    assert "Text a new lead within minutes, then email a trial offer if they have not booked yet." in form
+
+
+def test_new_workflow_from_an_example_gets_its_steps_and_trigger_as_a_draft(staff_client, org):
+    response = staff_client.post("/workflows/new", data={
+        "start": "membership-renewal-reminder", "name": "Our renewal reminder", "trigger_type": "manual"})
+    workflow = db.session.scalar(select(Workflow).where(Workflow.organization_id == org.id))
+    assert response.status_code == 302 and response.headers["Location"] == f"/workflows/{workflow.id}/builder"
+    assert (workflow.name, workflow.status, workflow.trigger_type, workflow.trigger_config) == \
+        ("Our renewal reminder", "draft", "membership_expiring", {"daysBefore": 7})
+    assert [n["id"] for n in workflow.workflow_data["nodes"]] == ["reminder", "desk"]
+    assert workflow.workflow_data["edges"] == [{"source": "reminder", "target": "desk"}]
+    assert (workflow.category, workflow.description) == \
+        ("Billing", "Remind members a week before their plan expires, and tell the front desk.")
+    builder = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'data-node-id="reminder"' in builder and 'data-node-id="desk"' in builder
+    assert "problem-error" not in builder  # an example starts without errors (a tip or two at most)
+
+
+def test_new_workflow_from_an_example_keeps_the_category_and_description_typed(staff_client, org):
+    staff_client.post("/workflows/new", data={"start": "new-lead-welcome", "name": "Welcome", "trigger_type": "manual",
+                                              "category": "Ours", "description": "Our words"})
+    workflow = db.session.scalar(select(Workflow).where(Workflow.organization_id == org.id))
+    assert (workflow.trigger_type, workflow.category, workflow.description) == ("lead_created", "Ours", "Our words")
+    assert len(workflow.workflow_data["nodes"]) == 6
+
+
+def test_new_workflow_with_an_unknown_start_is_refused_on_the_field(staff_client):
+    response = staff_client.post("/workflows/new", data={"start": "teleport", "name": "X", "trigger_type": "manual"})
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "start") == "Choose a blank workflow or one of the examples."
+    assert db.session.scalar(select(Workflow)) is None
 
 
 def test_new_workflow_form_shows_each_problem_on_its_field(staff_client):

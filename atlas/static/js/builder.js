@@ -17,16 +17,19 @@
   function close() {
     const p = panel();
     if (!p || p.hidden) { return; }
+    const head = p.querySelector(".node-panel-head[data-node-id]");  // a step's panel: back to its card (redrawn since)
+    const back = (head && card(head.getAttribute("data-node-id"))) || opener;
     p.hidden = true;
     markOpen(null);
     if (window.location.pathname.indexOf("/nodes/") !== -1) {  // opened as its own page: back to the builder's URL
       history.replaceState(null, "", window.location.pathname.replace(/\/nodes\/[^/]+$/, ""));
     }
-    if (opener && document.contains(opener)) { opener.focus(); }
+    if (back && document.contains(back)) { back.focus(); }
   }
 
   document.addEventListener("htmx:beforeRequest", function (event) {
-    if (event.detail.target && event.detail.target.id === "builder-panel") { opener = event.detail.elt; }
+    const target = event.detail.target;  // what opened the panel, not a form inside it
+    if (target && target.id === "builder-panel" && !target.contains(event.detail.elt)) { opener = event.detail.elt; }
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -118,6 +121,15 @@
     document.querySelectorAll(".picker-group").forEach(function (group) {
       group.hidden = !group.querySelector(".picker-item:not([hidden])");
     });
+  });
+
+  // A form saved by its change event is a save: htmx would add the op of the button that last had focus (Tab from a
+  // rule's value lands on "Remove rule"), and that button's op must only run when the button itself is pressed.
+  document.addEventListener("htmx:configRequest", function (event) {
+    const trigger = event.detail.triggeringEvent;
+    if (trigger && trigger.type === "change" && event.detail.formData.has("op")) {
+      event.detail.formData.set("op", "save");
+    }
   });
 
   document.addEventListener("builder:close-panel", function () {
