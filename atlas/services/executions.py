@@ -42,13 +42,10 @@ def start_execution(org_id: str, user_id: str | None, workflow_id: str, *, trigg
     version, definition = runnable_definition(workflow, test_mode)
     if queue.depth() >= current_app.config["ATLAS_MAX_QUEUE_DEPTH"]:
         raise QueueFull()
-    contact_id, contact = contacts.for_run(org_id, input_data)
-    execution = Execution(organization_id=org_id, workflow_id=workflow.id, version=version, definition=definition,
-                          priority=priority, test_mode=test_mode, contact=contact, contact_id=contact_id,
-                          trigger_data=trigger_data, input_data=input_data, context=context or {},
-                          scheduled_at=scheduled_at, idempotency_key=idempotency_key, created_by=user_id)
-    execution.id = execution_id = new_id()
-    job_id = runner.next_job(execution)  # named before the one commit: the row and its job id land together
+    execution = _new_run(org_id, user_id, workflow.id, version, definition, input_data, trigger_data=trigger_data,
+                         context=context, priority=priority, test_mode=test_mode, scheduled_at=scheduled_at,
+                         idempotency_key=idempotency_key)
+    execution_id, job_id = execution.id, execution.job_id
     db.session.add(execution)
     try:
         db.session.commit()
@@ -77,16 +74,11 @@ def start_executions(org_id: str, user_id: str | None, workflow_id: str, runs: l
     version, definition = runnable_definition(workflow, test_mode)
     if queue.depth() + len(runs) > current_app.config["ATLAS_MAX_QUEUE_DEPTH"]:
         raise QueueFull()
-    made, now = [], utcnow()
-    for run, key in zip(runs, keys):
-        contact_id, contact = contacts.for_run(org_id, run["input_data"])
-        execution = Execution(id=new_id(), organization_id=org_id, workflow_id=workflow.id, version=version,
-                              definition=definition, priority=priority, test_mode=test_mode, contact=contact,
-                              contact_id=contact_id, trigger_data=run["trigger_data"], input_data=run["input_data"],
-                              context=run.get("context") or {}, scheduled_at=scheduled_at, idempotency_key=key,
-                              created_by=user_id, status=ExecutionStatus.QUEUED, created_at=now)
-        runner.next_job(execution)
-        made.append(execution)
+    now = utcnow()
+    made = [_new_run(org_id, user_id, workflow.id, version, definition, run["input_data"],
+                     trigger_data=run["trigger_data"], context=run.get("context"), priority=priority,
+                     test_mode=test_mode, scheduled_at=scheduled_at, idempotency_key=key, created_at=now)
+            for run, key in zip(runs, keys)]
     db.session.add_all(made)
     try:
         db.session.commit()
@@ -96,6 +88,20 @@ def start_executions(org_id: str, user_id: str | None, workflow_id: str, runs: l
     future = scheduled_at if scheduled_at and scheduled_at > utcnow() else None
     queue.enqueue_runs([(e.id, priority, e.job_id) for e in made], at=future)
     return made, True
+
+
+def _new_run(org_id: str, user_id: str | None, workflow_id: str, version: int, definition: dict | None,
+             input_data: dict, *, trigger_data: dict, context: dict | None, priority: int, test_mode: bool,
+             scheduled_at: datetime | None, idempotency_key: str | None, created_at: datetime | None = None):
+    """A queued run with its id and its first job's id, not yet added to the session (the caller commits it)."""
+    contact_id, contact = contacts.for_run(org_id, input_data)
+    execution = Execution(id=new_id(), organization_id=org_id, workflow_id=workflow_id, version=version,
+                          definition=definition, priority=priority, test_mode=test_mode, contact=contact,
+                          contact_id=contact_id, trigger_data=trigger_data, input_data=input_data,
+                          context=context or {}, scheduled_at=scheduled_at, idempotency_key=idempotency_key,
+                          created_by=user_id, status=ExecutionStatus.QUEUED, created_at=created_at or utcnow())
+    runner.next_job(execution)  # named before the one commit: the row and its job id land together
+    return execution
 
 
 def _batch_with_key(org_id: str, workflow_id: str, key: str) -> list[Execution]:

@@ -24,6 +24,7 @@ from atlas.services import contacts, effects, queue
 
 log = logging.getLogger(__name__)
 _DEFINITIONS: OrderedDict = OrderedDict()  # (workflow id, version) -> parsed definition; versions are immutable
+_SIDE_EFFECTS: dict = {}  # (workflow id, version) -> whether a step has side effects
 _CACHE_SIZE = 512
 
 
@@ -145,10 +146,16 @@ def _pure(execution_ids: list[str]) -> list[str]:
 
 
 def _has_side_effects(workflow_id: str, version: int) -> bool:
-    """Whether the version has a step with side effects (or of an unknown type: such a run goes alone)."""
-    definition = definition_of(Execution(workflow_id=workflow_id, version=version, definition=None))
-    known = {t.key: t for t in steps.all_types()}
-    return any(n.type not in known or known[n.type].side_effects for n in definition.nodes)
+    """Whether the version has a step with side effects (or of an unknown type: such a run goes alone). Versions
+    are immutable, so the answer is kept beside the parsed definition."""
+    key = (workflow_id, version)
+    if key not in _SIDE_EFFECTS:
+        definition = definition_of(Execution(workflow_id=workflow_id, version=version, definition=None))
+        known = {t.key: t for t in steps.all_types()}
+        _SIDE_EFFECTS[key] = any(n.type not in known or known[n.type].side_effects for n in definition.nodes)
+        if len(_SIDE_EFFECTS) > _CACHE_SIZE:
+            _SIDE_EFFECTS.pop(next(iter(_SIDE_EFFECTS)))
+    return _SIDE_EFFECTS[key]
 
 
 def _advance_batch(execution_ids: list[str], worker: str):
