@@ -93,6 +93,9 @@ class Config:
     ATLAS_MAX_WORKFLOW_DEPTH = int(os.environ.get("ATLAS_MAX_WORKFLOW_DEPTH", 3))  # nested run_workflow calls
     ATLAS_SCHEDULER_CATCHUP_HOURS = float(os.environ.get("ATLAS_SCHEDULER_CATCHUP_HOURS", 24))
     ATLAS_DECISION_RETENTION_DAYS = int(os.environ.get("ATLAS_DECISION_RETENTION_DAYS", 90))
+    ATLAS_WEBHOOK_MAX_BYTES = int(os.environ.get("ATLAS_WEBHOOK_MAX_BYTES", 256 * 1024))  # one delivery's body
+    ATLAS_WEBHOOK_RATE_LIMIT = int(os.environ.get("ATLAS_WEBHOOK_RATE_LIMIT", 600))  # per endpoint per minute
+    ATLAS_WEBHOOK_SECRET_GRACE_SECONDS = int(os.environ.get("ATLAS_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600))
 
 
 class DevelopmentConfig(Config):

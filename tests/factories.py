@@ -72,3 +72,18 @@ def make_contact(org: Organization, **fields):
     db.session.add(contact)
     db.session.commit()
     return contact
+
+
+def make_webhook(org: Organization, secret: str | None = None, **fields):
+    """A committed webhook endpoint and its plain secret (a new one unless given)."""
+    from atlas.core import signing
+    from atlas.models import WebhookEndpoint
+    from atlas.services import secrets
+
+    secret = secret or signing.new_secret()
+    data = {"name": f"Website form {next(_seq)}", "allowed_origins": [], "filter_conditions": []}
+    data.update(fields)
+    endpoint = WebhookEndpoint(organization_id=org.id, secret_encrypted=secrets.encrypt(secret), **data)
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint, secret

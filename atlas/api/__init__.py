@@ -12,6 +12,9 @@ from atlas.api import (
     queue,
     stream,
     triggers,
+    webhook_receive,
+    webhook_send,
+    webhooks,
     workflows,
 )
 from atlas.api.context import ORG, PUBLIC, USER, audit_mutation, authenticate_request
@@ -19,7 +22,7 @@ from atlas.api.schemas import ApiErrorResponse
 from atlas.errors import handle_http_exception
 
 BLUEPRINTS = (auth.blp, workflows.blp, executions.blp, stream.blp, queue.blp, actions.blp, audit_logs.blp, contacts.blp,
-              events.blp, triggers.blp, messaging.blp)
+              events.blp, triggers.blp, messaging.blp, webhooks.blp, webhook_receive.blp, webhook_send.blp)
 
 ORG_HEADER = {"in": "header", "name": "X-Organization-ID", "required": True, "schema": {"type": "string"},
               "description": "The organization the call acts in; the caller must be a member."}

@@ -7,11 +7,13 @@ from atlas.models.execution import TERMINAL, Execution, ExecutionStatus, Executi
 from atlas.models.gym import Booking, BookingStatus, ClassSession, ContactMembership, Payment, PlanStatus
 from atlas.models.messaging import Message, MessageStatus, MessageTemplate, StaffNotification, StaffTask
 from atlas.models.triggers import EnrollmentDecision, Event, TriggerFire, WorkflowTrigger
+from atlas.models.webhooks import OrganizationSecret, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from atlas.models.workflow import Workflow, WorkflowStatus, WorkflowTag, WorkflowVersion
 
 __all__ = ["TERMINAL", "AuditLog", "Booking", "BookingStatus", "ClassSession", "Contact", "ContactMembership",
-           "ContactStatus", "ContactTag", "CustomField", "EnrollmentDecision", "Event", "Execution", "ExecutionStatus",
-           "ExecutionStep", "Form", "FormSubmission", "LeadSource", "Membership", "Message", "MessageStatus",
-           "MessageTemplate", "Organization", "Payment", "PlanStatus", "Role", "StaffNotification", "StaffTask",
-           "TriggerFire", "User", "Workflow", "WorkflowDraft", "WorkflowDraftRevision", "WorkflowStatus", "WorkflowTag",
+           "ContactStatus", "ContactTag", "CustomField", "EnrollmentDecision", "Event", "Execution",
+           "ExecutionStatus", "ExecutionStep", "Form", "FormSubmission", "LeadSource", "Membership", "Message",
+           "MessageStatus", "MessageTemplate", "Organization", "OrganizationSecret", "Payment", "PlanStatus", "Role",
+           "StaffNotification", "StaffTask", "TriggerFire", "User", "WebhookDelivery", "WebhookEndpoint",
+           "WebhookMessage", "Workflow", "WorkflowDraft", "WorkflowDraftRevision", "WorkflowStatus", "WorkflowTag",
            "WorkflowTrigger", "WorkflowVersion"]

@@ -9,6 +9,7 @@ from atlas.web import (
     contact_pages,
     execution_pages,
     messaging_pages,
+    webhook_pages,
     workflow_pages,
 )
 
@@ -25,3 +26,4 @@ def init_web(app) -> None:
     app.register_blueprint(builder_test.bp)
     app.register_blueprint(builder_edits.bp)
     app.register_blueprint(builder_settings.bp)
+    app.register_blueprint(webhook_pages.bp)
