@@ -5,7 +5,10 @@ if_else whose two arms add_tag / send_email rejoin at create_task, set_variable,
 signs in through /login and then does each interaction N times in a row, one at a time, after WARMUP unmeasured
 ones, sending what htmx sends (HX-Request, the page's X-CSRFToken, base_revision = the draft revision). The time is
 the request's wall time over loopback (the server's work plus a loopback round trip); a Server-Timing header, if the
-app sends one, is reported too. No RQ worker: the test run (POST .../test) runs inline in the web process.
+app sends one, is reported too. One RQ worker runs the test runs: POST .../test answers 202 once the run is handed
+to it, and the page then fetches the results (GET .../test/<run id>, timed as "test_results") when the run has
+ended; the bench polls for that end every POLL_S, untimed, and reports the time from the POST to the results as
+"test_run_to_results", which is what a person waits for (while the cards light up live).
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ N = int(os.environ.get("ATLAS_BENCH_BUILDER_N", 100))   # bounded in count...
 WARMUP = 5
 TIME_LIMIT_S = 60                                        # ...and in time, per interaction
 SEGMENTS = 6                                             # 10 steps each
+POLL_S = 0.02
 HTMX = {"HX-Request": "true", "HX-Target": "builder-panel"}
+PENDING = re.compile(r'data-test-pending="[^"]+"[^>]*hx-get="([^"]+)"', re.S)
 REVISION = re.compile(r'id="draft-revision" name="base_revision" value="(\d+)"')
 CSRF_HEADER = re.compile(r"""hx-headers='\{"X-CSRFToken": "([^"]+)"\}'""")
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -164,8 +169,17 @@ def _interactions(b: Builder, contact_id: str):
         b.call("move", "POST", "/nodes/s3_pause/move", s, to="up" if tick() % 2 else "down")
 
     def test_run(s):
+        started = time.perf_counter()
         body = b.call("test_run", "POST", "/test", s, contact_id=contact_id, payload='{"source": "bench"}',
                       run_id=str(uuid.uuid4())).text
+        pending, deadline = PENDING.search(body), time.monotonic() + 10
+        while pending and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            body = b.call(None, "GET", "/test/" + pending.group(1).rsplit("/", 1)[1], s).text
+            pending = PENDING.search(body)
+        b.call("test_results", "GET", "/test/" + re.search(r'data-test-run="([^"]+)"', body).group(1), s)
+        if s is not None and "test_run" in s:
+            s.setdefault("test_run_to_results", []).append(time.perf_counter() - started)
         status = re.search(r'data-test-status="(\w+)"', body)
         b.last_test = {"status": status.group(1) if status else None,
                        "steps": len(re.findall(r'data-step-id="', body)), "errors": body.count('class="step-error"')}
@@ -187,7 +201,7 @@ def _interactions(b: Builder, contact_id: str):
 def run(database: str = "sqlite") -> dict:
     """Each interaction WARMUP times unmeasured, then N times measured, one request at a time."""
     load_before = os.getloadavg()[0]
-    with running_stack(database) as stack:
+    with running_stack(database, rq_workers=1) as stack:
         workflow_id, contact_id, email, password = _setup(stack.base)
         b = Builder(stack.base, workflow_id, email, password)
         samples: dict[str, list[float]] = {}
@@ -201,19 +215,21 @@ def run(database: str = "sqlite") -> dict:
                 round_(samples)
         steps = len(re.findall(r'data-node-id="', b.reload()))
         size = len(b.session.get(b.url, timeout=10).content)
-    result = {"database": database, "server": "gunicorn gthread, 2 workers x 8 threads", "n": N,
+    result = {"database": database, "server": "gunicorn gthread, 2 workers x 8 threads; 1 RQ worker", "n": N,
               "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
               "page_bytes": size, "cards_on_page": steps, "failures": b.failures, "last_test_run": b.last_test,
               "interactions": {name: _percentiles(v) for name, v in samples.items()},
-              "meets_50ms_p95": {name: _percentiles(v)["p95_ms"] < 50 for name, v in samples.items()}}
+              "meets_50ms_p95": {name: _percentiles(v)["p95_ms"] < 50 for name, v in samples.items()
+                                 if name != "test_run_to_results"}}
     if b.server_timing:
         result["server_timing_sample"] = {k: v[-1] for k, v in b.server_timing.items()}
     return result
 
 
 def profile_test_run(rounds: int = 20, top: int = 25) -> str:
-    """Where a test run's time goes: POST .../test `rounds` times in-process (Flask test client, SQLite, real Redis)
-    under cProfile, on the same 60-step draft; the top functions by cumulative time. `python -m bench.builder`."""
+    """Where a test run's time goes: POST .../test `rounds` times in-process (Flask test client, SQLite, real Redis),
+    each run then advanced in-process as a worker would (testing.run_queued_test), all under cProfile, on the same
+    60-step draft; the top functions by cumulative time. `python -m bench.builder`."""
     import cProfile
     import io
     import pstats
@@ -224,6 +240,7 @@ def profile_test_run(rounds: int = 20, top: int = 25) -> str:
     from atlas.config import TestingConfig
     from atlas.devserver import RedisServer
     from atlas.extensions import db
+    from atlas.services.testing import run_queued_test
 
     directory = Path(tempfile.mkdtemp(prefix="atlas-bench-profile-"))
     redis = RedisServer(directory / "redis", persist=False).start()
@@ -243,14 +260,21 @@ def profile_test_run(rounds: int = 20, top: int = 25) -> str:
             "name": "Sixty", "triggerType": "lead_created", "workflowData": definition()}).get_json()["workflow"]
         client.post("/login", data={"email": "p@example.com", "password": "bench-password-123"})
         url = f"/workflows/{workflow['id']}/builder/test"
-        form = lambda: {"contact_id": contact["id"], "payload": "{}", "run_id": str(uuid.uuid4())}  # noqa: E731
+
+        def test_run():
+            run_id = str(uuid.uuid4())
+            assert client.post(url, headers=HTMX, data={"contact_id": contact["id"], "payload": "{}",
+                                                        "run_id": run_id}).status_code == 202
+            with app.app_context():
+                assert run_queued_test(run_id) in ("completed", "failed")
+
         for _ in range(3):
-            assert client.post(url, headers=HTMX, data=form()).status_code == 200
+            test_run()
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
         for _ in range(rounds):
-            client.post(url, headers=HTMX, data=form())
+            test_run()
         profiler.disable()
         each = (time.perf_counter() - started) / rounds * 1000
         out = io.StringIO()

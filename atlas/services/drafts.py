@@ -8,8 +8,10 @@ made on a stale revision is refused with DRAFT_CONFLICT instead of overwriting s
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, func, select
@@ -63,7 +65,14 @@ class Draft:
     updated_by_id: str | None
     updated_at: datetime | None
     dirty: bool  # differs from the live workflow
-    issues: list[dict] = field(default_factory=list)  # errors, warnings, suggestions; each with node_id
+    _issues: list[dict] | None = field(default=None, repr=False)
+
+    @property
+    def issues(self) -> list[dict]:
+        """Errors, warnings and suggestions, each with its node_id: worked out when first asked for."""
+        if self._issues is None:
+            self._issues = draft_issues(self)
+        return self._issues
 
 
 @dataclass
@@ -83,13 +92,24 @@ class VersionInfo:
 def get_draft(org_id: str, workflow_id: str) -> Draft:
     """The workflow's draft; a workflow never edited in the builder starts it from itself at revision 0."""
     workflow, row = _load(org_id, workflow_id)
-    return _finish(_view(workflow, row))
+    return _view(workflow, row)
 
 
 def draft_issues(draft: Draft) -> list[dict]:
     """Validation of a draft: its definition, trigger and settings, every issue at once."""
-    _, issues = workflows.check_definition(draft.definition, draft.trigger_type)
-    return issues + workflow_issues(draft.trigger_type, draft.trigger_config, draft.settings)
+    key = json.dumps([draft.definition, draft.trigger_type, draft.trigger_config, draft.settings], sort_keys=True,
+                     default=str)
+    return [dict(issue) for issue in _issues_of(key)]
+
+
+@lru_cache(maxsize=64)
+def _issues_of(key: str) -> tuple[dict, ...]:
+    """The issues of one (definition, trigger type, trigger config, settings), remembered: validation is a pure
+    function of them, and the builder asks again for the same draft (an edit reads the draft it changes, undo and
+    redo go back to drafts seen before)."""
+    definition, trigger_type, trigger_config, settings = json.loads(key)
+    _, issues = workflows.check_definition(definition, trigger_type)
+    return tuple(issues + workflow_issues(trigger_type, trigger_config, settings))
 
 
 # --- changing ----------------------------------------------------------------------------------------------------
@@ -112,7 +132,7 @@ def save_draft(org_id: str, user_id: str | None, workflow_id: str, *, base_revis
     except IntegrityError:  # a concurrent first save or history entry won the race
         db.session.rollback()
         raise DraftConflict()
-    return _finish(view)
+    return view
 
 
 def apply_edit(org_id: str, user_id: str | None, workflow_id: str, *, base_revision: int, action: str,
@@ -172,7 +192,7 @@ def publish(org_id: str, user_id: str | None, workflow_id: str,
     if workflow.status == WorkflowStatus.ARCHIVED:
         raise Conflict("This workflow is archived; restore it from the archive before publishing.",
                        code="WORKFLOW_ARCHIVED")
-    draft = _finish(_view(workflow, row))
+    draft = _view(workflow, row)
     errors = [i for i in draft.issues if i["severity"] == "error"]
     if errors:
         raise InvalidWorkflowData(f"The draft has {len(errors)} error{'s' if len(errors) != 1 else ''} to fix before "
@@ -319,7 +339,7 @@ def _move(org_id: str, user_id: str | None, workflow_id: str, base_revision: int
     row.position = entry.revision
     view = _view(workflow, row)
     db.session.commit()
-    return _finish(view)
+    return view
 
 
 def _view(workflow: Workflow, row: WorkflowDraft) -> Draft:
@@ -342,12 +362,6 @@ def _view(workflow: Workflow, row: WorkflowDraft) -> Draft:
                  updated_by=editor.name if editor else None, updated_by_id=row.updated_by, updated_at=row.updated_at,
                  dirty=any(getattr(row, key) != getattr(workflow, LIVE[key]) for key in FIELDS),
                  **{key: getattr(row, key) for key in FIELDS})
-
-
-def _finish(draft: Draft) -> Draft:
-    """Add the validation issues (pure work, done outside the write transaction)."""
-    draft.issues = draft_issues(draft)
-    return draft
 
 
 # --- checks ------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from atlas.extensions import redis_holder
 
 log = logging.getLogger(__name__)
 RUN_JOB = "jobs.runs.run_execution"
+TEST_JOB = "jobs.tests.run_test"
 
 
 def queue_name(priority: int) -> str:
@@ -38,6 +39,18 @@ def enqueue_run(execution_id: str, priority: int, job_id: str, at: datetime | No
             q.enqueue(RUN_JOB, execution_id, job_id=job_id, job_timeout=timeout, result_ttl=0, failure_ttl=86400)
     except RedisError:
         log.warning("could not enqueue %s; the reconciler will", execution_id, exc_info=True)
+        return False
+    return True
+
+
+def enqueue_test(execution_id: str) -> bool:
+    """Hand a prepared test run to the workers ahead of ordinary runs (someone watches it); False if Redis is out."""
+    high = current_app.config["ATLAS_QUEUES"][0]
+    try:
+        queue(high).enqueue(TEST_JOB, execution_id, job_id=f"test-{execution_id}",
+                            job_timeout=current_app.config["ATLAS_JOB_TIMEOUT"], result_ttl=0, failure_ttl=86400)
+    except RedisError:
+        log.warning("could not enqueue test run %s", execution_id, exc_info=True)
         return False
     return True
 

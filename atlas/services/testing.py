@@ -1,8 +1,9 @@
-"""Test runs: the workflow as it is being edited, run at once in the request, waits fast-forwarded, nothing sent.
+"""Test runs: the workflow as it is being edited, run at once, waits fast-forwarded, nothing sent.
 
 A test run is an ordinary execution flagged test_mode (so it has steps, a log and a detail page, streams live to
-the builder, and stays out of analytics), advanced inline instead of through the queue. Time waits end at once;
-a wait for an event takes its `event` branch when testData.events names that event, else its `timeout` branch.
+the builder, and stays out of analytics), advanced to its end in one go instead of slice by slice through the queue:
+inside the request for the API (run_test), or by a worker for the builder (start_test), whose page follows it live.
+Time waits end at once; a wait for an event takes its `event` branch when testData.events names that event, else its `timeout` branch.
 """
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import time
 
 from atlas.core import engine
 from atlas.core.validation import has_errors
-from atlas.errors import AtlasError, Conflict
+from atlas.errors import AtlasError, Conflict, NotFound
 from atlas.extensions import db
-from atlas.models import Execution, ExecutionStatus, ExecutionStep
+from atlas.models import TERMINAL, Execution, ExecutionStatus, ExecutionStep
 from atlas.models.base import new_id, utcnow
-from atlas.services import contacts, runner
+from atlas.services import contacts, queue, runner
 from atlas.services.executions import runnable_definition
 from atlas.services.workflows import check_definition, get_workflow
 
@@ -29,6 +30,32 @@ def run_test(org_id: str, user_id: str | None, workflow_id: str, test_data: dict
     `definition`, `trigger_type` and `trigger_config` test those (the builder's draft) instead of the workflow's
     own; `execution_id` names the run in advance, so the builder can follow its live events from the first one.
     """
+    execution = prepare_test(org_id, user_id, workflow_id, test_data, mock_external_services=mock_external_services,
+                             definition=definition, trigger_type=trigger_type, trigger_config=trigger_config,
+                             execution_id=execution_id)
+    return advance_test(execution, step_by_step)
+
+
+def start_test(org_id: str, user_id: str | None, workflow_id: str, test_data: dict, **draft) -> Execution:
+    """Prepare a test run and hand it to a worker (the builder): the answer does not wait for its steps, which
+    stream live as they finish. Takes run_test's keyword arguments."""
+    execution = prepare_test(org_id, user_id, workflow_id, test_data, **draft)
+    queue.enqueue_test(execution.id)  # if Redis is out, the run stays as it is and the page says no worker took it
+    return execution
+
+
+def run_queued_test(execution_id: str) -> str | None:
+    """A worker's part of start_test: advance the prepared test run to its end; its status (None if it is gone)."""
+    execution = db.session.get(Execution, execution_id)
+    if execution is None or not execution.test_mode or execution.started_at is not None:
+        return None  # gone, not a test, or already taken (a job delivered twice)
+    return advance_test(execution)["status"]
+
+
+def prepare_test(org_id: str, user_id: str | None, workflow_id: str, test_data: dict, *,
+                 mock_external_services: bool = True, definition: dict | None = None, trigger_type: str | None = None,
+                 trigger_config: dict | None = None, execution_id: str | None = None) -> Execution:
+    """The test run, validated and committed, not yet started."""
     workflow = get_workflow(org_id, workflow_id)
     version, definition_data = _definition_to_test(workflow, definition, trigger_type)
     contact_id, contact = contacts.for_run(org_id, test_data)
@@ -44,6 +71,12 @@ def run_test(org_id: str, user_id: str | None, workflow_id: str, test_data: dict
                           context=context, created_by=user_id)
     db.session.add(execution)
     db.session.commit()
+    return execution
+
+
+def advance_test(execution: Execution, step_by_step: bool = False) -> dict:
+    """Run a prepared test run to its end, waits fast-forwarded; the TestWorkflowResponse."""
+    test_data = (execution.input_data or {}).get("testData") or {}
     runnable = runner.definition_of(execution)
     started = time.perf_counter()
     state = engine.start(runnable)
@@ -53,6 +86,17 @@ def run_test(org_id: str, user_id: str | None, workflow_id: str, test_data: dict
             break
         state = _fast_forward(execution, runnable, outcome, test_data.get("events") or {})
     return _report(execution, time.perf_counter() - started, step_by_step)
+
+
+def report(org_id: str, execution_id: str) -> dict | None:
+    """A test run's TestWorkflowResponse once it has ended; None while it runs (or waits for a worker)."""
+    execution = db.session.get(Execution, execution_id)
+    if execution is None or execution.organization_id != org_id or not execution.test_mode:
+        raise NotFound("No such test run.", code="EXECUTION_NOT_FOUND")
+    if execution.status not in TERMINAL:
+        return None
+    elapsed = ((execution.finished_at or utcnow()) - (execution.started_at or execution.created_at)).total_seconds()
+    return _report(execution, elapsed, False)
 
 
 def _definition_to_test(workflow, definition: dict | None, trigger_type: str | None) -> tuple[int, dict]:
@@ -92,6 +136,7 @@ def _report(execution: Execution, elapsed: float, step_by_step: bool) -> dict:
                 variables = {**variables, result["output"]["name"]: result["output"]["value"]}
             result["variables"] = variables
     performance = {"total_ms": round(elapsed * 1000, 3), "steps_ms": round(sum(r.duration_ms for r in rows), 3),
-                   "step_count": len(rows), "status": execution.status, "finished_at": execution.finished_at or utcnow()}
+                   "step_count": len(rows), "status": execution.status,
+                   "finished_at": execution.finished_at or utcnow()}
     return {"test_execution_id": execution.id, "status": execution.status, "error": execution.error,
             "results": results, "performance": performance, "logs": execution.logs}

@@ -1,8 +1,10 @@
 """The builder's test panel: run the draft in test mode with a sample contact and trigger payload, see every step.
 
-The run is advanced inside the POST (services.testing: waits fast-forwarded, external services mocked). While it
-runs, builder-test.js follows the workflow's live stream and lights each card as its step completes; it names the run
-in advance (run_id, a UUID it makes) so it can pick that run's events out of the workflow's stream from the first one.
+The POST validates and hands the run to a worker (services.testing.start_test: waits fast-forwarded, external
+services mocked) and answers 202 at once with a placeholder. While it runs, builder-test.js follows the workflow's
+live stream and lights each card as its step completes; it names the run in advance (run_id, a UUID it makes) so it
+can pick that run's events out of the workflow's stream from the first one. When the run ends (its stream event, or
+the placeholder's own polling) the placeholder fetches the results.
 """
 import json
 import uuid
@@ -15,7 +17,9 @@ from atlas.core import triggers as catalog
 from atlas.core.definition import DefinitionError, WorkflowDefinition
 from atlas.core.storable import all_storable
 from atlas.errors import AtlasError, InsufficientPermissions, NotFound
+from atlas.models.base import utcnow
 from atlas.services import contacts, drafts, testing
+from atlas.services.executions import get_execution
 from atlas.services.workflows import get_workflow
 from atlas.web import execution_display as display
 from atlas.web.session import login_required
@@ -25,6 +29,7 @@ CONTACT_CHOICES = 50  # contacts in the select; typing in the search box finds t
 MAX_PAYLOAD_BYTES = 64 * 1024
 DRAFT_HAS_ERRORS = "The draft has errors, so it cannot run. Fix these first (the Problems list shows them too):"
 WAITS = {"wait", "wait_until", "wait_for_event"}  # fast-forwarded in a test
+NO_WORKER_SECONDS = 5  # a test not started by then: say that no worker has taken it
 
 
 @bp.route("/test")
@@ -48,27 +53,50 @@ def contact_options(workflow_id):
 @bp.route("/test", methods=["POST"])
 @login_required
 def run(workflow_id):
-    """Run the draft in test mode: the results, or why it did not run, with the form again showing any problem."""
+    """Start the draft in test mode on a worker: 202 and a placeholder that fetches the results when it ends, or
+    why it did not start, with the form again showing any problem."""
     draft = drafts.get_draft(g.organization.id, workflow_id)
     if not g.membership.allows("staff"):
         raise InsufficientPermissions("Running a test needs the staff role or higher; viewers can look but not run.")
     form, test_data, errors = read_test_form(request.form)
-    result, refusal, status = None, None, 422
+    pending, refusal, status = None, None, 422
     if not errors:
         try:
-            result = testing.run_test(g.organization.id, g.user.id, draft.workflow_id, test_data,
-                                      definition=draft.definition, trigger_type=draft.trigger_type,
-                                      trigger_config=draft.trigger_config, execution_id=form["run_id"])
-            status = 200
+            execution = testing.start_test(g.organization.id, g.user.id, draft.workflow_id, test_data,
+                                           definition=draft.definition, trigger_type=draft.trigger_type,
+                                           trigger_config=draft.trigger_config, execution_id=form["run_id"])
+            pending, status = _pending(draft.workflow_id, execution.id, waited=0.0), 202
         except NotFound as exc:  # the chosen contact is gone (the workflow was found above)
             errors["contact_id"] = exc.message
         except AtlasError as exc:  # errors in the draft, a run id already used
             message = DRAFT_HAS_ERRORS if exc.code == "INVALID_WORKFLOW_DATA" else exc.message
             refusal = {"message": message, "issues": [i.get("message") for i in exc.validation or []][:10]}
             status = exc.status
-    context = _result_context(draft, form, errors, result, refusal)
+    context = _result_context(draft, form, errors, None, refusal)
+    context["pending"] = pending
     body = render_template("builder/_test_result.html", **context)  # and the fields again, each problem on its own
     return _fragment(body + render_block("builder/_test_panel.html", "fields", **context), status)
+
+
+@bp.route("/test/<execution_id>")
+@login_required
+def result(workflow_id, execution_id):
+    """A started test's results for #test-result once it has ended; until then the placeholder again."""
+    draft = drafts.get_draft(g.organization.id, workflow_id)
+    execution = get_execution(g.organization.id, draft.workflow_id, execution_id)
+    report = testing.report(g.organization.id, execution.id)
+    if report is None:
+        waited = (utcnow() - execution.created_at).total_seconds() if execution.started_at is None else 0.0
+        return _fragment(render_template("builder/_test_result.html",
+                                         pending=_pending(draft.workflow_id, execution.id, waited)))
+    context = _result_context(draft, {}, {}, report, None)
+    return _fragment(render_template("builder/_test_result.html", **context))
+
+
+def _pending(workflow_id: str, execution_id: str, waited: float) -> dict:
+    """The placeholder of a test that has not ended: where to fetch its results, and whether no worker took it yet."""
+    return {"id": execution_id, "no_worker": waited > NO_WORKER_SECONDS,
+            "url": url_for("builder_test.result", workflow_id=workflow_id, execution_id=execution_id)}
 
 
 def read_test_form(form) -> tuple[dict, dict, dict]:

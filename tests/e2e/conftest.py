@@ -2,6 +2,7 @@
 import pytest
 
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, running_atlas
+from tests.support.workers import Worker
 
 
 @pytest.fixture(scope="session")
@@ -9,6 +10,14 @@ def atlas_server(tmp_path_factory):
     """gunicorn + Redis + a migrated SQLite file, stopped by PID when the session ends."""
     with running_atlas(tmp_path_factory.mktemp("atlas-instance")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def worker(atlas_server, tmp_path_factory):
+    """A real worker process on the server's database and Redis (runs and the builder's tests); killed by PID."""
+    process = Worker("e2e-worker", atlas_server.env, tmp_path_factory.mktemp("e2e-worker"))
+    yield process
+    process.kill()
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,7 @@ def settled(page) -> None:
     page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
 
 
-def test_a_manager_builds_the_lead_nurture_example_from_blank_with_the_mouse(page, gym):
+def test_a_manager_builds_the_lead_nurture_example_from_blank_with_the_mouse(page, gym, worker):
     new_workflow(page, gym["email"], "Lead nurture", "Lead created")
     expect(page.locator("#trigger-card")).to_contain_text("Lead created")
     expect(page.locator(".fc-card")).to_have_count(0)

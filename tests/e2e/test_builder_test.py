@@ -41,7 +41,7 @@ def release(page, held: list) -> None:
     route.fulfill(response=response)
 
 
-def test_a_test_run_lights_the_cards_live_and_shows_each_step(page, demo):  # noqa: F811
+def test_a_test_run_lights_the_cards_live_and_shows_each_step(page, demo, worker):  # noqa: F811
     open_builder(page, demo)
     held = hold_test_answers(page)
     page.get_by_role("button", name="Test", exact=True).click()

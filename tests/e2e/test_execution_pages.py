@@ -8,7 +8,6 @@ import requests
 from playwright.sync_api import expect
 
 from tests.e2e.test_browser import assert_accessible, sign_in
-from tests.support.workers import Worker
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a-long-gym-password"
@@ -70,14 +69,6 @@ def api_run(gym, workflow: str) -> str:
             return execution_id
         time.sleep(0.1)
     raise AssertionError(f"run {execution_id} did not reach its wait")
-
-
-@pytest.fixture(scope="module")
-def worker(atlas_server, tmp_path_factory):
-    """A real worker process on the server's database and Redis; killed by PID afterwards."""
-    process = Worker("pages-worker", atlas_server.env, tmp_path_factory.mktemp("pages-worker"))
-    yield process
-    process.kill()
 
 
 def open_runs(page, gym, workflow: str) -> None:

@@ -7,8 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.workers import Worker
-
 pytestmark = pytest.mark.e2e
 FLOW = {"schemaVersion": 1, "nodes": [
     {"id": "greet", "type": "set_variable", "config": {"name": "greeting", "value": "Hi {{ contact.name }}"}},
@@ -32,14 +30,6 @@ def gym(atlas_server):
     workflow = requests.post(f"{base}/api/v2/workflows", headers=headers, timeout=10, json={
         "name": "Live", "triggerType": "manual", "status": "active", "workflowData": FLOW}).json()["workflow"]
     return {"base": base, "headers": headers, "workflow": workflow["id"]}
-
-
-@pytest.fixture(scope="module")
-def worker(atlas_server, tmp_path_factory):
-    """A real worker process on the server's database and Redis; killed by PID afterwards."""
-    process = Worker("sse-worker", atlas_server.env, tmp_path_factory.mktemp("sse-worker"))
-    yield process
-    process.kill()
 
 
 def open_stream(gym, **params):

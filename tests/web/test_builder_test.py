@@ -4,14 +4,15 @@ import html
 import json
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from atlas import realtime
 from atlas.core import triggers as catalog
 from atlas.extensions import db
-from atlas.models import Execution, Message
-from atlas.services import drafts
+from atlas.models import Execution, ExecutionStep, Message
+from atlas.services import drafts, executions
 from tests import factories
 from tests.web.test_pages import sign_in
 
@@ -61,10 +62,37 @@ def url(workflow, tail: str = "") -> str:
     return f"/workflows/{workflow.id}/builder/test{tail}"
 
 
-def run(client, workflow, payload=None, contact_id: str = "", run_id: str = "", raw: str | None = None):
+def start(client, workflow, payload=None, contact_id: str = "", run_id: str = "", raw: str | None = None):
+    """POST the test form: 202 and the placeholder once the run is handed to the workers, else why not."""
     form = {"payload": raw if raw is not None else json.dumps(payload or {}), "contact_id": contact_id,
             "run_id": run_id}
     return client.post(url(workflow), data=form, headers={**HTMX, "HX-Target": "test-result"})
+
+
+def run(client, workflow, payload=None, contact_id: str = "", run_id: str = "", raw: str | None = None):
+    """Start a test, let a real RQ worker (burst) run it, then fetch the results as the placeholder does."""
+    started = start(client, workflow, payload, contact_id, run_id, raw)
+    if started.status_code != 202:
+        return started
+    work_off_the_queue(client.application)
+    return client.get(placeholder_url(started.get_data(as_text=True)), headers=HTMX)
+
+
+def placeholder_url(body: str) -> str:
+    """Where the placeholder fetches the results from."""
+    return html.unescape(re.search(r'data-test-pending="[^"]+"[^>]*hx-get="([^"]+)"', body, re.S).group(1))
+
+
+def work_off_the_queue(app) -> None:
+    """One burst SimpleWorker over Atlas's queues, as a running worker would take the test's job."""
+    from rq import Queue, SimpleWorker
+
+    from atlas.extensions import redis_holder
+
+    db.session.commit()  # the test's own session ends its transaction, as a separate process's would be apart
+    queues = [Queue(name, connection=redis_holder.client) for name in app.config["ATLAS_QUEUES"]]
+    SimpleWorker(queues, connection=redis_holder.client).work(burst=True)
+    db.session.expire_all()
 
 
 # The panel
@@ -128,6 +156,47 @@ def test_a_run_shows_every_step_in_order_with_its_status_branch_input_and_output
     assert execution.test_mode and execution.contact_id == casey.id
     assert execution.trigger_data == {"source": "Instagram"}
     assert f'href="/workflows/{workflow.id}/executions/{run_id}"' in body
+
+
+def test_the_answer_comes_before_the_run_a_worker_runs_it_and_the_placeholder_fetches_the_results(staff_client, org,
+                                                                                                   workflow):
+    run_id, casey = str(uuid.uuid4()), factories.make_contact(org, first_name="Casey", status="lead")
+    started = start(staff_client, workflow, {"source": "x"}, contact_id=casey.id, run_id=run_id)
+    body = started.get_data(as_text=True)
+    assert started.status_code == 202 and "The test is running" in text(body) and not steps_of(body)
+    assert f'data-test-pending="{run_id}"' in body and 'hx-trigger="load delay:1s, atlas-test-ended"' in body
+    assert 'id="test-fields" class="test-fields" hx-swap-oob="true"' in body  # the form again, problems cleared
+    execution = db.session.get(Execution, run_id)
+    assert execution.status == "running" and execution.started_at is None
+    assert db.session.query(ExecutionStep).filter_by(execution_id=run_id).count() == 0
+    again = staff_client.get(placeholder_url(body), headers=HTMX).get_data(as_text=True)
+    assert f'data-test-pending="{run_id}"' in again and "No worker has started" not in again
+    work_off_the_queue(staff_client.application)
+    done = staff_client.get(placeholder_url(body), headers=HTMX).get_data(as_text=True)
+    assert "data-test-pending" not in done and f'data-test-run="{run_id}"' in done
+    assert [node for node, _ in steps_of(done)] == ["greet", "pause", "check", "text"]
+
+
+def test_a_test_no_worker_has_taken_says_so(staff_client, org, workflow):
+    started = start(staff_client, workflow, {"source": "x"})
+    execution_id = re.search(r'data-test-pending="([^"]+)"', started.get_data(as_text=True)).group(1)
+    execution = db.session.get(Execution, execution_id)
+    execution.created_at -= timedelta(seconds=30)
+    db.session.commit()
+    body = staff_client.get(placeholder_url(started.get_data(as_text=True)), headers=HTMX).get_data(as_text=True)
+    assert "No worker has started this test yet" in text(body) and "data-test-pending" in body
+
+
+def test_the_results_of_another_run_or_organization_are_a_404(staff_client, org, staff, workflow):
+    active = factories.make_workflow(org, staff, name="Live one", workflow_data=FLOW, status="active")
+    live, _ = executions.start_execution(org.id, staff.id, active.id, trigger_data={}, input_data={})
+    assert staff_client.get(url(active, f"/{live.id}"), headers=HTMX).status_code == 404  # not a test run
+    other = factories.make_org()
+    theirs = factories.make_workflow(other, name="Theirs", workflow_data=FLOW)
+    test_run = start(staff_client, workflow, {"source": "x"}).get_data(as_text=True)
+    execution_id = re.search(r'data-test-pending="([^"]+)"', test_run).group(1)
+    assert staff_client.get(url(theirs, f"/{execution_id}"), headers=HTMX).status_code == 404
+    assert staff_client.get(url(workflow, "/no-such-run"), headers=HTMX).status_code == 404
 
 
 def test_external_services_are_mocked(staff_client, org, workflow):

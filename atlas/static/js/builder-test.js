@@ -1,7 +1,8 @@
 // The builder's test panel: when a test starts, follow the workflow's live stream and light each card as its step
 // completes (running, completed, failed with the error as a caption), announcing progress to screen readers. The
-// run gets its id here (run_id) so its events can be told from other runs'. When the results arrive, every card gets
-// the status they give, so the canvas ends right even if an event was missed.
+// run gets its id here (run_id) so its events can be told from other runs'. A worker runs the test: the POST answers
+// at once with a placeholder, which fetches the results when the run's end comes over the stream (or by polling).
+// When the results arrive, every card gets the status they give, so the canvas ends right even if an event was missed.
 (function () {
   "use strict";
   const STATES = ["test-running", "test-completed", "test-failed"];
@@ -88,6 +89,12 @@
       source.addEventListener("execution_started", function (event) {
         if (mine(event)) { announce("Test started."); }
       });
+      ["execution_completed", "execution_failed", "execution_cancelled"].forEach(function (name) {
+        source.addEventListener(name, function (event) {
+          const pending = mine(event) && document.querySelector("[data-test-pending]");
+          if (pending) { htmx.trigger(pending, "atlas-test-ended"); }
+        });
+      });
       window.setTimeout(resolve, OPEN_TIMEOUT_MS);
     });
   }
@@ -112,6 +119,7 @@
   });
 
   function finish(container) {
+    if (container && container.querySelector("[data-test-pending]")) { return; }  // started; the results follow
     settled = true;
     stop();
     const form = document.getElementById("test-form");
