@@ -121,22 +121,22 @@ def camelcase(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def validation_list(messages, prefix: str = "") -> list[dict]:
+def validation_list(messages, prefix: str = "", top: bool = True) -> list[dict]:
     """Flatten marshmallow's nested messages into [{field, message}] with camelCase paths."""
     out: list[dict] = []
     if isinstance(messages, dict):
         for key, value in messages.items():
-            if key in ("json", "query", "form", "headers", "path") and not prefix:
-                out.extend(validation_list(value, ""))
+            if key in ("json", "query", "form", "headers", "path") and top:  # webargs' location, not a field
+                out.extend(validation_list(value, "", top=False))
                 continue
             name = "" if key == "_schema" else str(key)
             path = f"{prefix}.{name}" if prefix and name else (name or prefix)
-            out.extend(validation_list(value, path))
+            out.extend(validation_list(value, path, top=False))
     elif isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
         out.extend({"field": prefix or None, "message": m} for m in messages)
     elif isinstance(messages, list):
         for item in messages:
-            out.extend(validation_list(item, prefix))
+            out.extend(validation_list(item, prefix, top=False))
     else:
         out.append({"field": prefix or None, "message": str(messages)})
     return out

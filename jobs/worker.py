@@ -22,11 +22,12 @@ def run_worker(burst: bool = False) -> None:
 
 
 def start_reconciler(app) -> threading.Thread:
-    """Every ATLAS_RECONCILE_SECONDS, deliver again what Redis lost, fire due scheduled triggers and (hourly) purge
-    old enrollment decisions: all safe with any number of workers."""
+    """Every ATLAS_RECONCILE_SECONDS, deliver again what Redis lost, fire due scheduled triggers, forget webhook-ids
+    past their 24 hours and (hourly) purge old enrollment decisions: all safe with any number of workers."""
     from atlas.services.decisions import purge_if_due
     from atlas.services.runner import reconcile
     from atlas.services.scheduler import tick
+    from atlas.services.webhook_receive import purge_message_ids
 
     def reconciled():
         if (delivered := reconcile()):
@@ -39,7 +40,7 @@ def start_reconciler(app) -> threading.Thread:
     def loop():
         while True:
             time.sleep(app.config["ATLAS_RECONCILE_SECONDS"])
-            for task in (reconciled, scheduled, purge_if_due):
+            for task in (reconciled, scheduled, purge_message_ids, purge_if_due):
                 with app.app_context():  # a context each: a failed pass leaves no broken session to the next
                     try:
                         task()

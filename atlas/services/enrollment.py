@@ -54,24 +54,33 @@ class Verdict:
 
 def evaluate_event(org_id: str, event: Event, *, workflows: list[Workflow] | None = None) -> list[EnrollmentDecision]:
     """Decide for every active workflow of the organization (or the given ones), record, start runs, commit, enqueue."""
-    contact = _contact(org_id, event.contact_id)
     if event.type in EXIT_EVENTS:
-        return _exit_by_goal(org_id, event, contact, workflows)
+        return _exit_by_goal(org_id, event, _contact(org_id, event.contact_id), workflows)
+    made, runs = plan_event(org_id, event, workflows=workflows)
+    return _commit(org_id, event, made, runs)
+
+
+def plan_event(org_id: str, event: Event, *, workflows: list[Workflow] | None = None,
+               bound: frozenset[str] = frozenset()) -> tuple[list[EnrollmentDecision], list[Execution]]:
+    """The decisions and the runs an event makes, added to nothing: the caller stages and commits them (a webhook
+    delivery commits them with its own rows). Workflows in `bound` take the event whatever their trigger (a webhook
+    endpoint's own workflow); their enrollment filter and rules still apply."""
     if not catalog.is_known(event.type):
-        return []  # no trigger listens for it (class_attended, sms_received...): it only resumes runs or reaches goals
+        return [], []  # no trigger listens for it (class_attended, sms_received...): it resumes runs or reaches goals
+    contact = _contact(org_id, event.contact_id)
     candidates = _candidates(org_id, workflows)
     active, last = _active_runs(org_id, event.contact_id), _last_enrollments(org_id, event.contact_id)
     trigger_data = _trigger_data(event)
     made, runs = [], []
     for workflow, extra in candidates:
-        verdict = _decide(workflow, extra, event, trigger_data, contact, active, last)
+        verdict = _decide(workflow, extra, event, trigger_data, contact, active, last, workflow.id in bound)
         if verdict is None:
             continue
         execution = _new_run(org_id, workflow, event, contact, trigger_data, verdict) \
             if verdict.outcome == decisions.ENROLLED else None
         runs += [execution] if execution else []
         made.append(_decision(org_id, workflow.id, event, verdict, execution.id if execution else None))
-    return _commit(org_id, event, made, runs)
+    return made, runs
 
 
 # --- loading --------------------------------------------------------------------------------------------------
@@ -153,9 +162,12 @@ def _match(workflow, extra, event, contact) -> tuple[str | None, catalog.Match]:
                                {"eventType": event.type, "triggerTypes": kinds})
 
 
-def _decide(workflow, extra, event, trigger_data, contact, active, last) -> Verdict | None:
+def _decide(workflow, extra, event, trigger_data, contact, active, last, bound=False) -> Verdict | None:
     """One workflow's verdict; None for a paused workflow whose trigger does not fit (nothing worth logging)."""
     key, fit = _match(workflow, extra, event, contact)
+    if bound and not fit.matched:
+        key, fit = PRIMARY, catalog.Match(True, f"The {catalog.label(event.type)} event was addressed to this "
+                                                "workflow, whatever its trigger.", {"eventType": event.type})
     if workflow.status != WorkflowStatus.ACTIVE:
         if not fit.matched:
             return None
@@ -221,19 +233,29 @@ def _decision(org_id, workflow_id, event, verdict: Verdict, execution_id: str | 
 def _commit(org_id: str, event: Event, made: list[EnrollmentDecision], runs: list[Execution]):
     """Runs and decisions in one transaction, then the runs to the workers."""
     try:
-        db.session.add_all(runs)
-        decisions.insert_many(made)
-        if runs:
-            event.enrolled = (event.enrolled or 0) + len(runs)
-        jobs = [(execution.id, execution.priority, execution.job_id) for execution in runs]
+        jobs = stage(event, made, runs)
         db.session.commit()
     except IntegrityError:  # this event was evaluated already (a retried delivery): keep the first answer
         db.session.rollback()
         return list(db.session.scalars(scoped(EnrollmentDecision, org_id).where(
             EnrollmentDecision.event_id == event.id)))
-    for execution_id, priority, job_id in jobs:  # read before the commit expired the rows: no query per run
-        queue.enqueue_run(execution_id, priority, job_id)
+    enqueue(jobs)
     return made
+
+
+def stage(event: Event, made: list[EnrollmentDecision], runs: list[Execution]) -> list[tuple[str, int, str]]:
+    """Add planned runs and decisions to the session (the caller commits); the jobs to enqueue after the commit."""
+    db.session.add_all(runs)
+    decisions.insert_many(made)
+    if runs:
+        event.enrolled = (event.enrolled or 0) + len(runs)
+    return [(execution.id, execution.priority, execution.job_id) for execution in runs]  # no query per run later
+
+
+def enqueue(jobs: list[tuple[str, int, str]]) -> None:
+    """Hand committed runs (id, priority, job id) to the workers."""
+    for execution_id, priority, job_id in jobs:
+        queue.enqueue_run(execution_id, priority, job_id)
 
 
 # --- exit goals -----------------------------------------------------------------------------------------------

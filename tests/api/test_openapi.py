@@ -7,7 +7,8 @@ from tests import factories
 METHODS = {"get", "post", "put", "patch", "delete"}
 PUBLIC = {("post", "/api/v2/auth/token"), ("post", "/api/v2/auth/signup"),
           ("get", "/api/v2/schemas/workflow-definition.json"),
-          ("post", "/api/v2/sms/inbound")}  # the SMS provider's webhook: authenticated by the token in its URL
+          ("post", "/api/v2/sms/inbound"),  # the SMS provider's webhook: authenticated by the token in its URL
+          ("post", "/api/v2/webhooks/receive/{endpoint_id}")}  # signed with the endpoint's secret instead
 USER_ONLY = {("get", "/api/v2/me")}
 
 

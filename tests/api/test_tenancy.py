@@ -10,10 +10,12 @@ from tests.api.helpers import assert_error, missing_id, without_timestamp
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 NOT_AN_ID = {"action_type"}  # a step type's key, the same for every organization
+PUBLIC = {"/api/v2/webhooks/receive/<endpoint_id>"}  # no organization: the signature is the credential (own tests)
 # What another organization's (or a missing) id answers, by the URL argument it stands in.
 NOT_FOUND = {"workflow_id": "WORKFLOW_NOT_FOUND", "execution_id": "EXECUTION_NOT_FOUND",
              "job_id": "EXECUTION_NOT_FOUND", "contact_id": "CONTACT_NOT_FOUND", "trigger_id": "TRIGGER_NOT_FOUND",
-             "template_id": "TEMPLATE_NOT_FOUND"}
+             "template_id": "TEMPLATE_NOT_FOUND", "endpoint_id": "WEBHOOK_NOT_FOUND",
+             "delivery_id": "WEBHOOK_DELIVERY_NOT_FOUND"}
 # A body that would succeed on the caller's own row, per (method, rule); others get {}.
 BODIES = {("PUT", "/api/v2/workflows/<workflow_id>"): {"name": "Hijacked", "status": "paused",
                                                        "workflowData": factories.definition("x")},
@@ -24,7 +26,11 @@ BODIES = {("PUT", "/api/v2/workflows/<workflow_id>"): {"name": "Hijacked", "stat
                                                        "config": {}},
           ("PUT", "/api/v2/triggers/<workflow_id>/<trigger_id>"): {"triggerName": "Hijacked"},
           ("PUT", "/api/v2/config/email-templates/<template_id>"): {"name": "Hijacked"},
-          ("PUT", "/api/v2/config/sms-templates/<template_id>"): {"name": "Hijacked"}}
+          ("PUT", "/api/v2/config/sms-templates/<template_id>"): {"name": "Hijacked"},
+          ("PATCH", "/api/v2/webhooks/<endpoint_id>"): {"name": "Hijacked"},
+          ("PUT", "/api/v2/webhooks/<endpoint_id>"): {"name": "Hijacked"},
+          ("POST", "/api/v2/webhooks/<endpoint_id>/test"): {"payload": {"email": "x@example.com"}},
+          ("POST", "/api/v2/webhooks/deliveries/<delivery_id>/replay"): {"live": True}}
 ROUTES = {("GET", "/api/v2/workflows/<workflow_id>"), ("PUT", "/api/v2/workflows/<workflow_id>"),
           ("DELETE", "/api/v2/workflows/<workflow_id>"), ("POST", "/api/v2/workflows/<workflow_id>/validate"),
           ("POST", "/api/v2/workflows/<workflow_id>/execute"), ("POST", "/api/v2/workflows/<workflow_id>/test"),
@@ -39,14 +45,19 @@ ROUTES = {("GET", "/api/v2/workflows/<workflow_id>"), ("PUT", "/api/v2/workflows
           ("PUT", "/api/v2/triggers/<workflow_id>/<trigger_id>"),
           ("DELETE", "/api/v2/triggers/<workflow_id>/<trigger_id>"),
           *((m, f"/api/v2/config/{c}-templates/<template_id>") for m in ("GET", "PUT", "DELETE")
-            for c in ("email", "sms"))}
+            for c in ("email", "sms")),
+          *((m, "/api/v2/webhooks/<endpoint_id>") for m in ("GET", "PATCH", "PUT", "DELETE")),
+          ("POST", "/api/v2/webhooks/<endpoint_id>/rotate-secret"),
+          ("GET", "/api/v2/webhooks/<endpoint_id>/deliveries"),
+          ("POST", "/api/v2/webhooks/<endpoint_id>/test"), ("GET", "/api/v2/webhooks/deliveries/<delivery_id>"),
+          ("POST", "/api/v2/webhooks/deliveries/<delivery_id>/replay")}
 
 
 def routes_with_an_id(app):
     """Every (method, rule) of /api/v2 that addresses one row by id."""
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v2/") and set(rule.arguments) - NOT_AN_ID \
-                and not rule.endpoint.startswith("api-docs"):
+                and not rule.endpoint.startswith("api-docs") and rule.rule not in PUBLIC:
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 yield method, rule.rule
 
@@ -66,7 +77,7 @@ def test_the_id_routes_are_the_ones_this_file_knows(app):
 @pytest.fixture
 def rows(org, staff, foreign_workflow, outsider):
     """One row of each addressable kind in each organization: {"ours": {arg: id}, "theirs": {arg: id}}."""
-    from atlas.models import MessageTemplate, WorkflowTrigger
+    from atlas.models import MessageTemplate, WebhookDelivery, WorkflowTrigger
 
     def make(organization, workflow, user):
         run = Execution(organization_id=organization.id, workflow_id=workflow.id, version=1, status="failed")
@@ -75,10 +86,14 @@ def rows(org, staff, foreign_workflow, outsider):
                                   name="Original", config={})
         template = MessageTemplate(organization_id=organization.id, channel="email", name="Original",
                                    subject="Hi", body="Hello")
-        db.session.add_all([run, trigger, template])
+        endpoint, _ = factories.make_webhook(organization, name="Original", workflow_id=workflow.id)
+        delivery = WebhookDelivery(organization_id=organization.id, endpoint_id=endpoint.id, outcome="accepted",
+                                   payload={"email": "x@example.com"}, headers={})
+        db.session.add_all([run, trigger, template, delivery])
         db.session.commit()
         return {"workflow_id": workflow.id, "execution_id": run.id, "job_id": run.id, "contact_id": contact.id,
-                "trigger_id": trigger.id, "template_id": template.id}
+                "trigger_id": trigger.id, "template_id": template.id, "endpoint_id": endpoint.id,
+                "delivery_id": delivery.id}
 
     ours = make(org, factories.make_workflow(org, staff, name="Our own"), staff)
     return {"ours": ours, "theirs": make(foreign_workflow.organization_id and
@@ -106,9 +121,11 @@ def test_every_id_route_answers_another_organization_s_id_exactly_as_a_missing_o
     db.session.expire_all()
     row = db.session.get(Workflow, foreign_workflow.id)
     assert (row.name, row.status, row.version, row.archived_at) == before
-    from atlas.models import Contact, MessageTemplate, WorkflowTrigger
+    from atlas.models import Contact, MessageTemplate, WebhookDelivery, WebhookEndpoint, WorkflowTrigger
 
     theirs = rows["theirs"]
+    assert db.session.get(WebhookEndpoint, theirs["endpoint_id"]).name == "Original"
+    assert db.session.query(WebhookDelivery).filter_by(endpoint_id=theirs["endpoint_id"]).count() == 1
     assert db.session.get(Contact, theirs["contact_id"]).first_name == "Original"
     assert db.session.get(WorkflowTrigger, theirs["trigger_id"]).name == "Original"
     assert db.session.get(MessageTemplate, theirs["template_id"]).name == "Original"

@@ -7,7 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Routes: /json, /echo, /status/<n>, /flaky (500 until the Nth call), /big, /slow, /redirect?to=, /loop."""
+    """Routes: /json, /echo, /status/<n>[?retry_after=s], /flaky (500 until the Nth call), /big, /slow,
+    /redirect?to=, /loop, /signed (200 when the Standard Webhooks signature verifies with server.webhook_secret)."""
 
     def log_message(self, *args):
         pass
@@ -26,8 +27,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        verified = _verify(server.webhook_secret, body, dict(self.headers))
         server.requests.append({"method": self.command, "path": url.path, "headers": dict(self.headers),
-                                "body": body})
+                                "body": body, "verified": verified})
         query = parse_qs(url.query)
         if url.path == "/json":
             self._answer(200, json.dumps({"hello": "world", "n": 1}).encode(), ETag='"v1"')
@@ -35,7 +37,10 @@ class _Handler(BaseHTTPRequestHandler):
             echo = {"method": self.command, "headers": dict(self.headers), "body": body.decode()}
             self._answer(200, json.dumps(echo).encode())
         elif url.path.startswith("/status/"):
-            self._answer(int(url.path.rsplit("/", 1)[1]), b'{"error": "nope"}')
+            extra = {"Retry_After": query["retry_after"][0]} if "retry_after" in query else {}
+            self._answer(int(url.path.rsplit("/", 1)[1]), b'{"error": "nope"}', **extra)
+        elif url.path == "/signed":
+            self._answer(200 if verified else 401, json.dumps({"verified": bool(verified)}).encode())
         elif url.path == "/flaky":
             server.flaky_calls += 1
             ok = server.flaky_calls >= server.flaky_ok_at
@@ -55,6 +60,21 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
+def _verify(secret: str | None, body: bytes, headers: dict) -> bool | None:
+    """Whether a signed request verifies with the standardwebhooks package (None: no secret or no signature)."""
+    if not secret or not any(k.lower() == "webhook-signature" for k in headers):
+        return None
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    try:
+        Webhook(secret).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    except ValueError:  # the signature matched; the library then parses the body as JSON, and a GET has none
+        return True
+    return True
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -68,6 +88,7 @@ class LocalServer:
     def __init__(self):
         self.requests: list[dict] = []
         self.flaky_calls, self.flaky_ok_at = 0, 2
+        self.webhook_secret: str | None = None  # set it to check the signature of outgoing webhooks
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
