@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in turn; figures are printed and written to bench/results/.
 
 `python -m bench executions` runs one (`events`: event ingestion and the decision log, issue 4; `builder`: the
-builder's interactions on a 60-step draft, issue 5);
+builder's interactions on a 60-step draft, issue 5; `webhooks`: a burst of signed deliveries, issue 6);
 ATLAS_BENCH_PROFILE=1 runs the executions benchmark with its web and worker processes under cProfile
 (bench/profiled.py; CPU time per thread, or wall time with ATLAS_BENCH_PROFILE_CLOCK=wall) and adds where their
 time went to the results.
@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api_crud, builder, events, executions
+from bench import api_crud, builder, events, executions, webhooks
 
 OUT = Path(__file__).parent / "results"
 DATABASES = tuple(os.environ.get("ATLAS_BENCH_DATABASES", "sqlite,postgres").split(","))
@@ -30,7 +30,7 @@ def _executions(database: str) -> dict:
 
 
 BENCHMARKS = {"api_crud": api_crud.run, "executions": _executions, "events": events.run,
-              "builder": builder.run}
+              "builder": builder.run, "webhooks": webhooks.run}
 
 
 def main(names: list[str]) -> int:

@@ -61,9 +61,19 @@ class ScheduledTrigger(CamelSchema):
     last_run_at = fields.DateTime(allow_none=True)
 
 
+class TriggerWebhookEndpoint(CamelSchema):
+    id = fields.String()
+    name = fields.String()
+    endpoint_url = fields.String()
+    active = fields.Boolean()
+    reaches_by = fields.String(metadata={"enum": ["workflow", "trigger"], "description": "workflow: the endpoint "
+                                         "starts this workflow (its workflowId); trigger: a webhook trigger of the "
+                                         "workflow listens on it"})
+
+
 class WorkflowTriggersResponse(CamelSchema):
     triggers = fields.List(fields.Nested(TriggerItem))
-    webhook_endpoints = fields.List(fields.Dict())
+    webhook_endpoints = fields.List(fields.Nested(TriggerWebhookEndpoint))
     scheduled_triggers = fields.List(fields.Nested(ScheduledTrigger))
 
 
@@ -84,7 +94,8 @@ class UpdateTriggerRequest(CreateTriggerRequest):
 
 class CreateTriggerResponse(CamelSchema):
     trigger = fields.Nested(TriggerItem)
-    webhook_endpoint = fields.String(allow_none=True)
+    webhook_endpoint = fields.String(allow_none=True, metadata={
+        "description": "for a webhook trigger naming an endpoint (config.endpointId): that endpoint's URL"})
     validation_results = fields.List(fields.Nested(ValidationResult))
 
 

@@ -32,7 +32,8 @@ class WorkflowTriggers(MethodView):
         """Add a trigger to a workflow"""
         trigger, advice = service.create_trigger(g.organization.id, g.user.id, workflow_id, body)
         g.audit_action, g.audit_target = "trigger.create", ("trigger", trigger.id)
-        return {"trigger": service.row_view(trigger), "webhook_endpoint": None, "validation_results": advice}
+        return {"trigger": service.row_view(trigger), "validation_results": advice,
+                "webhook_endpoint": service.webhook_endpoint_url(g.organization.id, trigger)}
 
 
 @blp.route("/triggers/<workflow_id>/<trigger_id>")
@@ -43,7 +44,8 @@ class WorkflowTriggerById(MethodView):
         """Change one of a workflow's extra triggers"""
         trigger, advice = service.update_trigger(g.organization.id, workflow_id, trigger_id, body)
         g.audit_action = "trigger.update"
-        return {"trigger": service.row_view(trigger), "webhook_endpoint": None, "validation_results": advice}
+        return {"trigger": service.row_view(trigger), "validation_results": advice,
+                "webhook_endpoint": service.webhook_endpoint_url(g.organization.id, trigger)}
 
     @blp.response(200, s.DeleteTriggerResponse)
     def delete(self, workflow_id, trigger_id):

@@ -61,6 +61,16 @@ SAMPLE_WORKFLOWS = [
                ("billing_task", "create_task", "Follow up the payment",
                 {"title": "Payment failed for {{ contact.name }}", "dueIn": {"amount": 2, "unit": "days"}})],
      "edges": [("card_sms", "billing_task")]},
+    {"name": "Website trial request", "category": "Lead nurture", "tags": ["leads", "website"],
+     "trigger_type": "webhook", "description": "The website's free-trial form posts to a webhook: the front desk "
+     "gets a call task and a notification.",
+     "nodes": [("call", "create_task", "Call about the trial",
+                {"title": "Call {{ trigger.body.firstName }} {{ trigger.body.lastName }} "
+                          "({{ trigger.body.phone }}) to book a free trial", "dueIn": {"amount": 1, "unit": "days"}}),
+               ("desk", "notify_staff", "Tell the front desk",
+                {"message": "New trial request from the website: {{ trigger.body.firstName }} "
+                            "{{ trigger.body.lastName }}."})],
+     "edges": [("call", "desk")]},
 ]
 
 
@@ -99,6 +109,7 @@ def seed(configured_password: str | None = None) -> dict:
             workflows.create_workflow(org.id, user.id, _workflow_body(sample))
         demo_gym.seed_gym(org, user.id)
         demo_gym.seed_events(org)
+        demo_gym.seed_webhook(org, user.id, "Website trial request")
     db.session.commit()
     return {"email": DEMO_EMAIL, "password": password, "organization_id": org.id}
 

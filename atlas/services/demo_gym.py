@@ -174,3 +174,32 @@ def seed_events(org) -> int:
                                      f"{fields.get('contact_id', 'new')}", **fields)
         started += sum(1 for d in answer["decisions"] if d.outcome == "enrolled")
     return started
+
+
+def seed_webhook(org, owner_id: str, workflow_name: str) -> dict:
+    """The website's trial form as a webhook endpoint starting `workflow_name`, with two deliveries in its log: one
+    signed request from a prospect (accepted: it starts a run) and one with a wrong signature (rejected)."""
+    import json
+    import time as clock
+
+    from atlas.core import signing
+    from atlas.errors import AtlasError
+    from atlas.models import Workflow
+    from atlas.services import webhook_receive, webhooks
+
+    workflow = db.session.scalar(select(Workflow).where(Workflow.organization_id == org.id,
+                                                        Workflow.name == workflow_name))
+    endpoint, secret = webhooks.create_endpoint(org.id, owner_id, {
+        "name": "Website trial form", "workflow_id": workflow.id,
+        "allowed_origins": ["https://www.atlasdemogym.example"]})
+    body = json.dumps({"firstName": "Priya", "lastName": "Shah", "email": "priya.shah@example.com",
+                       "phone": "+447700900456", "form": "Free trial class"}).encode()
+    now = int(clock.time())
+    accepted = webhook_receive.receive(endpoint.id, body, signing.headers(secret, "msg_demo_trial_1", now, body),
+                                       "127.0.0.1")
+    try:  # a sender with an old secret: refused, and counted
+        webhook_receive.receive(endpoint.id, body, signing.headers(signing.new_secret(), "msg_demo_trial_2", now,
+                                                                   body), "127.0.0.1")
+    except AtlasError:
+        pass
+    return {"endpoint": endpoint.id, "runs": len(accepted["workflows_triggered"])}

@@ -18,12 +18,13 @@ from atlas.models import (
     LeadSource,
     Organization,
     TriggerFire,
+    WebhookEndpoint,
     Workflow,
     WorkflowStatus,
     WorkflowTrigger,
 )
 from atlas.models.base import utcnow
-from atlas.services import decisions
+from atlas.services import decisions, webhooks
 from atlas.services.tenancy import get_scoped, scoped
 from atlas.services.workflows import get_workflow
 
@@ -72,7 +73,30 @@ def workflow_triggers(org_id: str, workflow_id: str) -> dict:
     rows = db.session.scalars(scoped(WorkflowTrigger, org_id).where(WorkflowTrigger.workflow_id == workflow.id)
                               .order_by(WorkflowTrigger.created_at, WorkflowTrigger.id)).all()
     listed = [primary_view(workflow), *(row_view(row) for row in rows)]
-    return {"triggers": listed, "webhook_endpoints": [], "scheduled_triggers": _scheduled(org_id, workflow, listed)}
+    return {"triggers": listed, "webhook_endpoints": _webhook_endpoints(org_id, workflow, listed),
+            "scheduled_triggers": _scheduled(org_id, workflow, listed)}
+
+
+def _webhook_endpoints(org_id: str, workflow: Workflow, listed: list[dict]) -> list[dict]:
+    """The endpoints whose deliveries reach the workflow: those that start it (their workflowId) and those its
+    webhook triggers listen on (a trigger's endpointId, or every endpoint when it names none)."""
+    listening = [t["config"].get("endpointId") for t in listed if t["trigger_type"] == "webhook"]
+    found = []
+    for endpoint in webhooks.list_endpoints(org_id):
+        by = "workflow" if endpoint.workflow_id == workflow.id else "trigger" if any(
+            not wanted or wanted == endpoint.id for wanted in listening) else None
+        if by:
+            found.append({"id": endpoint.id, "name": endpoint.name, "endpoint_url": webhooks.endpoint_url(endpoint),
+                          "active": endpoint.active, "reaches_by": by})
+    return found
+
+
+def webhook_endpoint_url(org_id: str, row: WorkflowTrigger) -> str | None:
+    """The URL of the endpoint a webhook trigger names (its endpointId), if it is one of the organization's."""
+    wanted = (row.config or {}).get("endpointId") if row.trigger_type == "webhook" else None
+    endpoint = db.session.scalar(scoped(WebhookEndpoint, org_id).where(WebhookEndpoint.id == wanted)) \
+        if wanted else None
+    return webhooks.endpoint_url(endpoint) if endpoint is not None else None
 
 
 def primary_view(workflow: Workflow) -> dict:
@@ -246,12 +270,25 @@ def _advice(workflow: Workflow, row: WorkflowTrigger) -> list[dict]:
     if not row.active:
         advice.append(_note("warning", "TRIGGER_INACTIVE", "This trigger is switched off (active: false)."))
     if row.trigger_type == "webhook":
-        advice.append(_note("suggestion", "WEBHOOK_ENDPOINT_PENDING", "Inbound webhook endpoints are not "
-                            "available yet; this trigger fires on webhook events sent to POST /api/v2/events."))
+        advice += _webhook_advice(workflow.organization_id, (row.config or {}).get("endpointId"))
     if row.trigger_type == workflow.trigger_type and row.config == (workflow.trigger_config or {}):
         advice.append(_note("warning", "DUPLICATE_TRIGGER", "The workflow's primary trigger already fires on the "
                             "same events with the same settings."))
     return advice
+
+
+def _webhook_advice(org_id: str, wanted: str | None) -> list[dict]:
+    """A webhook trigger with no endpoint to hear: the endpoint it names is not one of ours, or there are none."""
+    if wanted:
+        known = db.session.scalar(scoped(WebhookEndpoint, org_id).where(WebhookEndpoint.id == wanted))
+        return [] if known else [_note("warning", "WEBHOOK_ENDPOINT_NOT_FOUND", f"No webhook endpoint of this "
+                                       f"organization has the id {wanted!r}; this trigger hears nothing until one "
+                                       "does (GET /api/v2/webhooks lists them).")]
+    if db.session.scalar(scoped(WebhookEndpoint, org_id).limit(1)) is None:
+        return [_note("suggestion", "WEBHOOK_ENDPOINT_NEEDED", "The organization has no webhook endpoint yet: create "
+                      "one on the Webhooks page or with POST /api/v2/webhooks, and this trigger hears its "
+                      "deliveries.")]
+    return []
 
 
 def _note(severity: str, code: str, message: str) -> dict:

@@ -205,8 +205,8 @@ def _accept(endpoint: WebhookEndpoint, delivery: WebhookDelivery, payload: dict,
     jobs = process(endpoint, delivery, payload, headers, live=True).jobs
     delivery.processing_ms = elapsed_ms(started)
     db.session.add_all([delivery, message])
-    _touch(endpoint.id)
     try:
+        _touch(endpoint.id)  # its UPDATE flushes the rows first, so a clash can come from here or from the commit
         db.session.commit()
     except IntegrityError:  # the same webhook-id, committed by a concurrent request in the meantime
         db.session.rollback()

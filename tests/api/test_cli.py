@@ -135,14 +135,19 @@ def test_seed_demo_creates_the_demo_gym_once_with_the_configured_password(atlas,
                         headers={"Authorization": f"Bearer {token}", "X-Organization-ID": gyms[0].id}).json
     assert [(w["name"], w["status"]) for w in listed["workflows"]] == [
         ("Failed payment follow-up", "active"), ("Membership renewal reminder", "active"),
-        ("Missed class win-back", "active"), ("New lead welcome", "active")]
-    # the seeded events enrolled contacts: two new leads, the no-show and the failed card
-    from atlas.models import EnrollmentDecision, Execution
+        ("Missed class win-back", "active"), ("New lead welcome", "active"), ("Website trial request", "active")]
+    # the seeded events enrolled contacts: two new leads, the no-show and the failed card; the website form's
+    # signed delivery started a run, its forged one nothing
+    from atlas.models import EnrollmentDecision, Execution, WebhookDelivery
 
     runs = db.session.scalars(select(Execution).where(Execution.organization_id == gyms[0].id)).all()
     names = {w["id"]: w["name"] for w in listed["workflows"]}
     assert sorted(names[r.workflow_id] for r in runs) == [
-        "Failed payment follow-up", "Missed class win-back", "New lead welcome", "New lead welcome"]
+        "Failed payment follow-up", "Missed class win-back", "New lead welcome", "New lead welcome",
+        "Website trial request"]
+    deliveries = db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.organization_id == gyms[0].id))
+    assert sorted((d.outcome, d.reason) for d in deliveries) == [("accepted", None),
+                                                                 ("rejected", "WEBHOOK_SIGNATURE_INVALID")]
     outcomes = {d.outcome for d in db.session.scalars(select(EnrollmentDecision).where(
         EnrollmentDecision.organization_id == gyms[0].id))}
     assert outcomes >= {"enrolled", "trigger_mismatch"}

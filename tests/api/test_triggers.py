@@ -95,9 +95,33 @@ def test_advice_for_a_draft_workflow_and_a_webhook(api, org, staff):
     draft = factories.make_workflow(org, staff, name="Draft")
     response = add(api, draft, triggerType="webhook", config={})
     codes = [r["code"] for r in response.json["validationResults"]]
-    assert response.status_code == 201 and codes == ["WORKFLOW_NOT_ACTIVE", "WEBHOOK_ENDPOINT_PENDING"]
+    assert response.status_code == 201 and codes == ["WORKFLOW_NOT_ACTIVE", "WEBHOOK_ENDPOINT_NEEDED"]
     assert response.json["webhookEndpoint"] is None
     assert api("get", f"/triggers/{draft.id}").json["webhookEndpoints"] == []
+    unknown = add(api, draft, triggerType="webhook", triggerName="Other", config={"endpointId": "wh_nope"})
+    assert [r["code"] for r in unknown.json["validationResults"]] == ["WORKFLOW_NOT_ACTIVE",
+                                                                      "WEBHOOK_ENDPOINT_NOT_FOUND"]
+
+
+def test_the_webhook_endpoints_that_reach_a_workflow_are_listed_with_how(api, org, staff, other_org):
+    flow = factories.make_workflow(org, staff, name="Website form")
+    starts, _ = factories.make_webhook(org, name="Starts it", workflow_id=flow.id)
+    heard, _ = factories.make_webhook(org, name="Heard by its trigger")
+    factories.make_webhook(org, name="Elsewhere", workflow_id=factories.make_workflow(org, staff, name="Other").id)
+    factories.make_webhook(other_org, name="Another gym's")
+    assert api("get", f"/triggers/{flow.id}").json["webhookEndpoints"] == [
+        {"id": starts.id, "name": "Starts it", "active": True, "reachesBy": "workflow",
+         "endpointUrl": f"http://localhost/api/v2/webhooks/receive/{starts.id}"}]
+
+    named = add(api, flow, triggerType="webhook", config={"endpointId": heard.id})
+    assert named.json["webhookEndpoint"] == f"http://localhost/api/v2/webhooks/receive/{heard.id}"
+    assert [r["code"] for r in named.json["validationResults"]] == ["WORKFLOW_NOT_ACTIVE"]
+    listed = api("get", f"/triggers/{flow.id}").json["webhookEndpoints"]
+    assert sorted((e["name"], e["reachesBy"]) for e in listed) == [("Heard by its trigger", "trigger"),
+                                                                   ("Starts it", "workflow")]
+    add(api, flow, triggerType="webhook", triggerName="Any endpoint", config={})  # listens on every endpoint
+    listed = api("get", f"/triggers/{flow.id}").json["webhookEndpoints"]
+    assert sorted(e["name"] for e in listed) == ["Elsewhere", "Heard by its trigger", "Starts it"]
 
 
 def test_a_cron_trigger_is_listed_with_its_next_and_last_run(api, org, workflow):

@@ -1,8 +1,9 @@
 """Screenshots of the pages as a person sees them: `python -m tests.e2e.screenshots [DIR] [--all]`.
 
 Without --all it refreshes the demo gym's pages in docs/screenshots/ at 1280 and 768 px: workflows, contacts, one
-contact, the outbox, the messaging settings and the builder (with a step's form open); with --all it also takes
-login, sign-up, the empty list and the new-workflow form. Runs its own server, like the e2e tests.
+contact, the outbox, the messaging settings, the builder (with a step's form open) and the webhooks (list and one
+endpoint); with --all it also takes login, sign-up, the empty list and the new-workflow form. Runs its own server,
+like the e2e tests.
 """
 import sys
 import tempfile
@@ -45,6 +46,7 @@ def _shoot(server, out: Path, argv: list[str]) -> None:
             _demo_list(tab, out, width)
             _crm_pages(tab, out, width)
             _builder(tab, out, width)
+            _webhooks(tab, out, width)
             context.close()
         browser.close()
 
@@ -91,6 +93,16 @@ def _builder(page, out: Path, width: int) -> None:
     page.click('.fc-card[data-node-id="wait"]')
     page.wait_for_selector("#builder-panel:not([hidden]) .node-form")
     page.screenshot(path=out / f"builder-step-{width}.png", full_page=True)
+
+
+def _webhooks(page, out: Path, width: int) -> None:
+    """The demo's webhook endpoints, then the website form's endpoint with its delivery log (already signed in)."""
+    page.goto("/webhooks")
+    page.wait_for_selector(".wh-card, .wh-endpoint, main a:text-is('Website trial form')")
+    page.screenshot(path=out / f"webhooks-{width}.png", full_page=True)
+    page.get_by_role("link", name="Website trial form", exact=True).first.click()
+    page.wait_for_selector("h1:text-is('Website trial form')")
+    page.screenshot(path=out / f"webhook-{width}.png", full_page=True)
 
 
 def _new_gym_pages(page, out: Path, width: int) -> None:

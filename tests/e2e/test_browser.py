@@ -57,7 +57,7 @@ def forget_session(page) -> None:
 
 @pytest.fixture(scope="module")
 def demo(atlas_server, browser):
-    """The demo gym: its four active sample workflows seeded by the CLI, and a draft its manager adds by hand."""
+    """The demo gym: its five active sample workflows seeded by the CLI, and a draft its manager adds by hand."""
     output = atlas_server.flask("atlas", "seed-demo")
     assert f"demo@atlas.example / {DEMO_PASSWORD}" in output
     context = browser.new_context(base_url=atlas_server.base_url)
@@ -140,7 +140,7 @@ def test_manager_creates_a_workflow_with_the_form(page):
 def test_filters_change_the_rows_without_reloading_the_page(page, demo):
     page.goto("/")
     sign_in(page, demo["email"], demo["password"])
-    expect(rows(page)).to_have_count(5)
+    expect(rows(page)).to_have_count(6)
     assert_accessible(page, "populated workflows list")
     page.evaluate("window.atlasPageMarker = 'still the same page'")
 
@@ -153,13 +153,13 @@ def test_filters_change_the_rows_without_reloading_the_page(page, demo):
     expect(page).to_have_url(re.compile(r"search=renewal"))  # the filters are in the address, to share or reload
 
     page.get_by_label("Search").fill("")
-    expect(rows(page)).to_have_count(5)
+    expect(rows(page)).to_have_count(6)
     page.get_by_label("Status").select_option("paused")
     expect(page.get_by_role("heading", name="No workflows match these filters")).to_be_visible()
     page.get_by_label("Status").select_option("draft")
     expect(rows(page)).to_have_count(1)
     page.get_by_label("Status").select_option("active")
-    expect(rows(page)).to_have_count(4)
+    expect(rows(page)).to_have_count(5)
     page.get_by_label("Category").select_option("Retention")
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_contain_text("Missed class win-back")
@@ -169,12 +169,12 @@ def test_filters_change_the_rows_without_reloading_the_page(page, demo):
     page.get_by_label("Tag").select_option("")
     page.get_by_label("Status").select_option("")
     expect(rows(page).locator(".wf-name")).to_have_text(
-        ["Zumba class reminder", "Failed payment follow-up", "Membership renewal reminder", "Missed class win-back",
-         "New lead welcome"])
+        ["Zumba class reminder", "Website trial request", "Failed payment follow-up", "Membership renewal reminder",
+         "Missed class win-back", "New lead welcome"])
     page.get_by_label("Sort by").select_option("name")
     expect(rows(page).locator(".wf-name")).to_have_text(
         ["Failed payment follow-up", "Membership renewal reminder", "Missed class win-back", "New lead welcome",
-         "Zumba class reminder"])
+         "Website trial request", "Zumba class reminder"])
 
     assert page.evaluate("window.atlasPageMarker") == "still the same page"
     expect(page.get_by_role("heading", name="Workflows", exact=True)).to_have_count(1)  # not nested in the results
@@ -188,7 +188,7 @@ def test_list_becomes_labelled_cards_that_fit_tablet_and_phone_widths(page, demo
     for width, height in ((768, 1024), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_function(f"window.matchMedia('(max-width: {width}px)').matches")  # the resize has landed
-        expect(rows(page)).to_have_count(5)
+        expect(rows(page)).to_have_count(6)
         assert page.evaluate(label) == '"Status"', f"cards carry their own labels at {width}px"
         assert page.evaluate("document.documentElement.scrollWidth") <= width, f"sideways scrolling at {width}px"
         assert_accessible(page, f"workflows list at {width}px")
@@ -213,7 +213,7 @@ def test_expired_session_sends_a_filtering_user_to_sign_in_and_back(page, demo):
 def test_a_failed_htmx_request_shows_its_error_where_the_content_would_go(page, demo):
     page.goto("/")
     sign_in(page, demo["email"], demo["password"])
-    expect(rows(page)).to_have_count(5)
+    expect(rows(page)).to_have_count(6)
     page.evaluate("htmx.ajax('GET', '/no-such-page', {target: '#workflow-results'})")
     expect(page.locator("#workflow-results").get_by_role("alert")).to_contain_text("There is no page at this address.")
     expect(rows(page)).to_have_count(0)

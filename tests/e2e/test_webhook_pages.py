@@ -1,15 +1,13 @@
 """A gym manager in Chromium on the webhooks page: create an endpoint, copy its secret, and watch a delivery signed
 with the `standardwebhooks` package arrive over HTTP in the log and the live counters; the test form and replay.
-Each module signs up a gym of its own through the API. With ATLAS_SCREENSHOTS=DIR set, the list and the endpoint page
-are saved there as webhooks-<width>.png and webhook-<width>.png (docs/screenshots' names and widths)."""
+Each module signs up a gym of its own through the API. (The webhook pages in docs/screenshots come from
+tests/e2e/screenshots.py, on the demo gym.)"""
 import json
-import os
 import re
 import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import requests
@@ -63,14 +61,6 @@ def no_sideways_scroll(page, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width, f"sideways scrolling at {width}px"
 
 
-def shoot(page, name: str) -> None:
-    """Save the page as it is when ATLAS_SCREENSHOTS names a folder."""
-    if os.environ.get("ATLAS_SCREENSHOTS"):
-        folder = Path(os.environ["ATLAS_SCREENSHOTS"])
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=folder / f"{name}-{page.viewport_size['width']}.png", full_page=True)
-
-
 def stat(page, name: str):
     return page.locator(f'.wh-overview [data-stat="{name}"]')
 
@@ -82,14 +72,12 @@ def test_a_manager_creates_a_webhook_and_watches_a_signed_delivery_arrive(page, 
     expect(page.get_by_role("heading", name="No webhooks yet")).to_be_visible()
     expect(page.get_by_text("Your website's trial form or booking widget can start a workflow")).to_be_visible()
     assert_accessible(page, "webhooks empty state")
-    shoot(page, "webhooks-empty")
 
     page.get_by_role("link", name="Create a webhook").click()
     page.get_by_label("Name").fill("Website trial form")
     page.get_by_label("Workflow it starts").select_option(label="Free trial welcome")
     page.get_by_label("Allowed origins").fill("https://www.harbourstrength.example")
     assert_accessible(page, "the new-webhook form")
-    shoot(page, "webhook-new")
     with page.expect_navigation():
         page.get_by_role("button", name="Create webhook").click()
     expect(page.get_by_text("You will not see this secret again.")).to_be_visible()
@@ -102,7 +90,6 @@ def test_a_manager_creates_a_webhook_and_watches_a_signed_delivery_arrive(page, 
     expect(page.get_by_role("button", name="Copy curl (bash with openssl)")).to_be_visible()
     expect(page.locator("#example-python")).to_contain_text(f"SECRET = '{secret}'")
     assert_accessible(page, "the new webhook's secret")
-    shoot(page, "webhook-created")
 
     with page.expect_navigation():
         page.get_by_role("link", name="I saved the secret: open the webhook").click()
@@ -132,10 +119,8 @@ def test_a_manager_creates_a_webhook_and_watches_a_signed_delivery_arrive(page, 
     deliveries.nth(1).get_by_text("Headers and payload").click()
     expect(deliveries.nth(1).locator("pre").nth(1)).to_contain_text('"email": "sarah.lee@example.com"')
     assert_accessible(page, "the endpoint page")
-    shoot(page, "webhook")
     no_sideways_scroll(page, 768)
     assert_accessible(page, "the endpoint page at 768px")
-    shoot(page, "webhook")
 
     page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("link", name="Webhooks", exact=True).first.click()
@@ -145,10 +130,8 @@ def test_a_manager_creates_a_webhook_and_watches_a_signed_delivery_arrive(page, 
     expect(card.get_by_role("link", name="Free trial welcome")).to_be_visible()
     expect(card.get_by_role("button", name="Copy endpoint URL")).to_be_visible()
     assert_accessible(page, "the webhooks list")
-    shoot(page, "webhooks")
     no_sideways_scroll(page, 768)
     assert_accessible(page, "the webhooks list at 768px")
-    shoot(page, "webhooks")
 
 
 def test_the_test_form_shows_each_step_and_a_replay_lands_on_top_of_the_log(page, gym):
@@ -164,7 +147,6 @@ def test_the_test_form_shows_each_step_and_a_replay_lands_on_top_of_the_log(page
     assert result.locator(".wh-check-failed").count() == 0
     expect(result).to_contain_text("Free trial welcome")
     assert_accessible(page, "the test result")
-    shoot(page, "webhook-test")
 
     first = page.locator(".wh-delivery").filter(has=page.locator(".badge-wh-accepted")).first
     first.get_by_text("Replay…").click()

@@ -1,6 +1,7 @@
 """services/webhook_receive.py: one commit per delivery, runs a real worker completes, which workflows a delivery
 asks, the 24-hour memory of webhook-ids, and a Redis outage after the commit losing nothing."""
 import json
+import threading
 import time
 from datetime import timedelta
 
@@ -136,6 +137,41 @@ def test_message_ids_are_purged_after_a_day(org):
 
     assert service.purge_message_ids(now) == 1
     assert [m.message_id for m in all_rows(WebhookMessage)] == ["new"]
+
+
+def test_the_same_webhook_id_sent_twice_at_once_starts_one_run_and_answers_both(app, org, staff):
+    """Real concurrent transactions, eight times over: on PostgreSQL both requests do their work and the second
+    commit meets the first's webhook-id (the primary key), so it must answer as a duplicate, not fail."""
+    endpoint, secret = factories.make_webhook(org, workflow_id=flow(org, staff, "Website form").id, rate_limit=10000)
+    endpoint_id = endpoint.id  # read here: the threads must not touch the test's own session
+    db.session.commit()  # the test's own transaction ends first (SQLite has one writer)
+    for attempt in range(8):
+        barrier, answers = threading.Barrier(2), []
+        raw, headers = signed(secret, {"email": "sam@example.com", "n": attempt}, f"msg_race_{attempt}")
+
+        def deliver():
+            with app.app_context():
+                barrier.wait()
+                try:
+                    answers.append(service.receive(endpoint_id, raw, headers, "127.0.0.1"))
+                except Exception as exc:  # noqa: BLE001 (the test names whatever went wrong)
+                    answers.append(exc)
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=deliver) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert all(isinstance(a, dict) for a in answers), [repr(a)[:600] for a in answers]
+        assert sorted(bool(a.get("duplicate")) for a in answers) == [False, True], answers
+        first, second = sorted(answers, key=lambda a: bool(a.get("duplicate")))
+        assert second["original_delivery_id"] == first["delivery_id"]
+        assert second["workflows_triggered"] == first["workflows_triggered"] and len(first["workflows_triggered"]) == 1
+    db.session.expire_all()
+    assert len(all_rows(Execution)) == 8 and len(all_rows(WebhookMessage)) == 8
+    assert sorted(d.outcome for d in all_rows(WebhookDelivery)) == ["accepted"] * 8 + ["duplicate"] * 8
 
 
 def test_a_running_worker_forgets_old_message_ids_in_its_housekeeping(app_ctx, database_url, redis_server, org,

@@ -330,7 +330,8 @@ def test_new_workflow_form_offers_blank_and_the_built_in_examples(staff_client):
     form = staff_client.get("/workflows/new").get_data(as_text=True)
     starts = re.findall(r'<input type="radio" id="start-[^"]*" name="start" value="([^"]*)" ?(checked)?>', form)
     assert starts == [("blank", "checked"), ("new-lead-welcome", ""), ("missed-class-win-back", ""),
-                      ("membership-renewal-reminder", ""), ("failed-payment-follow-up", "")]
+                      ("membership-renewal-reminder", ""), ("failed-payment-follow-up", ""),
+                      ("website-trial-request", "")]
     assert "<legend>Start from</legend>" in form
     assert "Text a new lead within minutes, then email a trial offer if they have not booked yet." in form
 
