@@ -6,6 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from atlas.api.context import ORG, access
 from atlas.api.schemas import CamelSchema
+from atlas.services import signing_secrets
 from atlas.services import webhook_send as service
 
 blp = Blueprint("webhook_send", __name__, url_prefix="/api/v2/webhooks",
@@ -81,8 +82,17 @@ class SendWebhookResponse(CamelSchema):
 class SigningSecretResponse(CamelSchema):
     secret = fields.String()
     created_at = fields.DateTime()
+    previous_secret_expires_at = fields.DateTime(allow_none=True, metadata={
+        "description": "after a rotation: until when the previous secret also signs (two signatures per webhook)"})
     scheme = fields.String()
     headers = fields.List(fields.String())
+
+
+class RotateSigningSecretRequest(CamelSchema):
+    grace_period_seconds = fields.Integer(strict=True, validate=validate.Range(min=0, max=7 * 24 * 3600),
+                                          load_default=None, metadata={
+                                              "description": "how long the previous secret also signs; default "
+                                                             "ATLAS_WEBHOOK_SECRET_GRACE_SECONDS, 0 ends it at once"})
 
 
 @blp.route("/send")
@@ -107,15 +117,16 @@ class SigningSecret(MethodView):
     @blp.response(200, SigningSecretResponse)
     def get(self):
         """The organization's outgoing signing secret, for receivers to verify its webhooks (admin)"""
-        return _secret_answer(service.secret_info(g.organization.id))
+        return _secret_answer(signing_secrets.secret_info(g.organization.id))
 
 
 @blp.route("/signing-secret/rotate")
 @access(ORG, role="admin")
 class RotateSigningSecret(MethodView):
+    @blp.arguments(RotateSigningSecretRequest)
     @blp.response(200, SigningSecretResponse)
-    def post(self):
-        """Replace the outgoing signing secret; webhooks sent from now on are signed with the new one (admin)"""
+    def post(self, body):
+        """Replace the outgoing signing secret; the previous one also signs during the grace period (admin)"""
         g.audit_action = "webhook.signing_secret.rotate"
-        service.rotate_signing_secret(g.organization.id)
-        return _secret_answer(service.secret_info(g.organization.id))
+        signing_secrets.rotate_signing_secret(g.organization.id, body["grace_period_seconds"])
+        return _secret_answer(signing_secrets.secret_info(g.organization.id))

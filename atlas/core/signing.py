@@ -50,10 +50,11 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three headers that carry a signed message."""
+def headers(secret: str | list[str], message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three headers that carry a signed message; several secrets (a rotation) give several signatures."""
+    keys = [secret] if isinstance(secret, str) else secret
     return {"webhook-id": message_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, message_id, timestamp, body)}
+            "webhook-signature": " ".join(sign(key, message_id, timestamp, body) for key in keys)}
 
 
 def verify(secrets: list[str], message_id: str | None, timestamp: str | None, signature: str | None, body: bytes,

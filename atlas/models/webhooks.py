@@ -81,4 +81,6 @@ class OrganizationSecret(OrgScoped, db.Model):
     id: Mapped[str] = id_column()
     kind: Mapped[str] = mapped_column(String(32))
     secret_encrypted: Mapped[str] = mapped_column(Text)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)  # also signs until previous_expires_at
+    previous_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

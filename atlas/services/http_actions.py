@@ -5,12 +5,15 @@ again); other 4xx and unfollowed 3xx answers are permanent, with the status in t
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 
 from flask import current_app
 
+from atlas.core import signing
 from atlas.core.steps.base import StepError
-from atlas.services import effects, http_client
+from atlas.services import effects, http_client, signing_secrets
 from atlas.services.effects import EffectContext
 
 OUTPUT_HEADERS = ("content-type", "content-length", "location", "etag", "last-modified", "retry-after", "date",
@@ -42,12 +45,23 @@ def http_request(ctx: EffectContext, params: dict) -> dict:
     body, headers = encode(params.get("payload"), headers)
     method, url = params["method"], params["url"]
     if ctx.mock:
-        return {"status": 200, "headers": {}, "body": None, "durationMs": 0, "mock": True,
-                "request": {"method": method, "url": url, "headers": headers, "payload": params.get("payload")}}
+        return {"status": 200, "headers": {}, "body": None, "durationMs": 0, "mock": True, "signed": bool(
+                params.get("sign")), "request": {"method": method, "url": url, "headers": headers,
+                                                 "payload": params.get("payload")}}
+    if params.get("sign"):
+        headers.update(signing.headers(signing_secrets.signing_keys(ctx.org_id), message_id(params),
+                                       int(time.time()), body or b""))
     response = http_client.send(ctx.org_id, method, url, headers=headers, body=body,
                                 timeout=timeout_for(params.get("timeout")))
     check_status(response)
     return output(response)
+
+
+def message_id(params: dict) -> str:
+    """A signed request's webhook-id: the same for every attempt of one step of one run (idempotency key
+    "execution:node:attempt" without the attempt), so that the receiver can drop a retry it has already handled."""
+    step = params.get("idempotency_key", "").rsplit(":", 1)[0]
+    return "msg_" + hashlib.sha256(step.encode()).hexdigest()[:32]
 
 
 def output(response: http_client.Response) -> dict:

@@ -14,69 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
 from atlas.core import signing
 from atlas.core.engine import retry_delay
 from atlas.core.steps.base import RetryPolicy, StepError
 from atlas.errors import AtlasError, ValidationFailed
 from atlas.extensions import db
-from atlas.models import OrganizationSecret
-from atlas.services import http_actions, http_client, secrets
-from atlas.services.tenancy import scoped
+from atlas.services import http_actions, http_client, signing_secrets
 
-KIND = "webhook_signing"
 RESPONSE_BODY_MAX_BYTES = 16 * 1024
 TOTAL_BUDGET_SECONDS = 60.0  # no send holds a web worker longer than this, retries and waits included
 RESERVED_HEADERS = {"webhook-id", "webhook-timestamp", "webhook-signature", "host", "content-length",
                     "content-type", "transfer-encoding", "connection"}
 REFUSED_CODES = {"SSRF_BLOCKED", "INVALID_URL", "INVALID_HEADER"}  # the request itself is wrong: 422, no attempt
 DEFAULT_RETRY = {"max_attempts": 3, "backoff": "exponential", "initial_delay_ms": 500, "max_delay_ms": 5000}
-
-
-# --- the organization's signing secret -------------------------------------------------------------------------
-
-def signing_secret(org_id: str) -> str:
-    """The organization's outgoing signing secret ("whsec_…"), created on first use."""
-    row = _secret_row(org_id)
-    if row is None:
-        row = _create_secret_row(org_id)
-    return secrets.decrypt(row.secret_encrypted)
-
-
-def secret_info(org_id: str) -> dict:
-    """The secret with when it was made, for GET /webhooks/signing-secret."""
-    plain = signing_secret(org_id)
-    return {"secret": plain, "created_at": _secret_row(org_id).created_at}
-
-
-def rotate_signing_secret(org_id: str) -> str:
-    """Replace the organization's secret with a new one (effective at once); the new plain secret."""
-    signing_secret(org_id)  # make sure the row exists (a concurrent first use cannot make two)
-    row = _secret_row(org_id)
-    plain = signing.new_secret()
-    row.secret_encrypted = secrets.encrypt(plain)
-    row.created_at = datetime.now(timezone.utc)
-    db.session.commit()
-    return plain
-
-
-def _secret_row(org_id: str) -> OrganizationSecret | None:
-    """The organization's signing-secret row, if it has one yet."""
-    return db.session.scalar(scoped(OrganizationSecret, org_id).where(OrganizationSecret.kind == KIND))
-
-
-def _create_secret_row(org_id: str) -> OrganizationSecret:
-    """Insert the secret in a savepoint; when a concurrent first use won (the unique index), take its row."""
-    row = OrganizationSecret(organization_id=org_id, kind=KIND, secret_encrypted=secrets.encrypt(signing.new_secret()))
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        row = _secret_row(org_id)
-    return row
 
 
 # --- sending ---------------------------------------------------------------------------------------------------
@@ -90,7 +41,7 @@ class Outgoing:
     url: str
     headers: dict
     body: bytes | None
-    secret: str
+    secrets: list[str]  # the organization's current secret, and its previous one during a rotation's grace
     message_id: str
     allowlist: list[str]
 
@@ -103,8 +54,8 @@ def send(org_id: str, *, url: str, method: str, headers: dict | None = None, pay
     if payload is None and method != "GET":  # receivers' Standard Webhooks libraries parse the body as JSON
         payload = {}
     body, base_headers = http_actions.encode(payload, dict(headers or {}))
-    webhook = Outgoing(org_id, method, url, base_headers, body, signing_secret(org_id), new_message_id(),
-                       http_client.organization_allowlist(org_id))
+    webhook = Outgoing(org_id, method, url, base_headers, body, signing_secrets.signing_keys(org_id),
+                       new_message_id(), http_client.organization_allowlist(org_id))
     db.session.commit()  # no transaction stays open while the network is slow
     started, attempts, response = time.perf_counter(), [], None
     for number in range(1, retry["max_attempts"] + 1):
@@ -125,7 +76,7 @@ def send(org_id: str, *, url: str, method: str, headers: dict | None = None, pay
 def _attempt(webhook: Outgoing, timeout: float):
     """One signed request: (its attempt record, the Response or None). SSRF and bad URLs raise a 422."""
     timestamp = int(time.time())
-    signed = {**webhook.headers, **signing.headers(webhook.secret, webhook.message_id, timestamp, webhook.body or b"")}
+    signed = {**webhook.headers, **signing.headers(webhook.secrets, webhook.message_id, timestamp, webhook.body or b"")}
     began = time.perf_counter()
     response, error = None, None
     try:

@@ -185,17 +185,26 @@ def test_the_secret_is_stable_and_stored_encrypted(client, org, admin_headers):
     assert len(rows) == 1 and first not in rows[0].secret_encrypted and first[6:] not in rows[0].secret_encrypted
 
 
-def test_rotation_signs_with_the_new_secret(client, signed_server, staff_headers, admin_headers):
+def test_after_a_rotation_both_secrets_sign_until_the_grace_period_ends(client, signed_server, staff_headers,
+                                                                        admin_headers):
     old = signed_server.webhook_secret
-    rotated = client.post(SECRET + "/rotate", headers=admin_headers)
+    rotated = client.post(SECRET + "/rotate", headers=admin_headers)  # the default grace: a day
     new = rotated.get_json()["secret"]
-    assert rotated.status_code == 200 and new != old
+    assert rotated.status_code == 200 and new != old and rotated.get_json()["previousSecretExpiresAt"]
     assert client.get(SECRET, headers=admin_headers).get_json()["secret"] == new
     request = {"url": signed_server.url("/signed"), "method": "POST", "retryConfig": {"maxAttempts": 1}}
-    stale = client.post(SEND, headers=staff_headers, json=request).get_json()
-    assert stale["responseStatus"] == 401 and signed_server.requests[-1]["verified"] is False
+    assert client.post(SEND, headers=staff_headers, json=request).get_json()["success"] is True  # old receiver
+    assert len(signed_server.requests[-1]["headers"]["webhook-signature"].split()) == 2
     signed_server.webhook_secret = new
-    assert client.post(SEND, headers=staff_headers, json=request).get_json()["success"] is True
+    assert client.post(SEND, headers=staff_headers, json=request).get_json()["success"] is True  # switched
+
+    at_once = client.post(SECRET + "/rotate", headers=admin_headers, json={"gracePeriodSeconds": 0}).get_json()
+    assert at_once["previousSecretExpiresAt"] is None
+    stale = client.post(SEND, headers=staff_headers, json=request).get_json()  # the receiver still has `new`
+    assert stale["responseStatus"] == 401 and signed_server.requests[-1]["verified"] is False
+    assert len(signed_server.requests[-1]["headers"]["webhook-signature"].split()) == 1
+    assert error_of(client.post(SECRET + "/rotate", headers=admin_headers, json={"gracePeriodSeconds": -1})) == (
+        422, "VALIDATION_FAILED")
 
 
 def test_organizations_do_not_share_secrets(client, signed_server, staff_headers, admin_headers, outsider_headers):

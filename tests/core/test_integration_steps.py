@@ -61,6 +61,17 @@ def test_http_request_config_limits():
     assert not valid("http_request", {"method": "GET", "url": "https://x", "headers": {"Bad Name": "1"}})
     assert not valid("http_request", {"method": "GET", "url": "https://x", "headers": {"Host": "evil"}})
     assert not valid("http_request", {"method": "GET", "url": "https://x", "retry": {"backoffSeconds": 1}})
+    signed = {"method": "POST", "url": "https://x", "sign": True}
+    assert valid("http_request", signed) and not valid("http_request", {**signed, "sign": "yes"})
+    assert not valid("http_request", {**signed, "headers": {"Webhook-Signature": "v1,forged"}})
+    assert valid("http_request", {**signed, "sign": False, "headers": {"Webhook-Signature": "v1,theirs"}})
+
+
+def test_a_signed_request_asks_the_effect_to_sign_and_an_unsigned_one_does_not():
+    _, calls = run("http_request", {"method": "POST", "url": "https://x.example", "sign": True})
+    assert calls[0][1]["sign"] is True
+    _, calls = run("http_request", {"method": "POST", "url": "https://x.example"})
+    assert "sign" not in calls[0][1]
 
 
 def test_a_nodes_max_attempts_makes_the_last_failure_permanent():

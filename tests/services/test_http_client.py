@@ -286,3 +286,23 @@ def test_a_run_retries_a_500_and_then_completes(app_ctx, server):
     assert run.status == "completed" and [a.status for a in attempts] == ["retrying", "completed"]
     assert attempts[1].output["status"] == 200 and attempts[1].output["body"] == {"ok": True}
     assert server.flaky_calls == 2
+
+
+def test_a_signed_step_is_a_standard_webhook_with_one_id_across_its_retries(app_ctx, server):
+    from atlas.services import signing_secrets
+
+    org = _org()
+    server.webhook_secret = signing_secrets.signing_secret(org.id)  # the server verifies with standardwebhooks
+    config = {"method": "POST", "url": server.url("/signed"), "payload": {"email": "{{ contact.email }}"},
+              "sign": True}
+    first, retried = _step(org, config, attempt=1), _step(org, config, attempt=2)
+    assert first["status"] == retried["status"] == 200 and first["body"] == {"verified": True}
+    ids = [r["headers"]["webhook-id"] for r in server.requests]
+    assert ids[0] == ids[1] and ids[0].startswith("msg_") and all(r["verified"] for r in server.requests)
+    assert json.loads(server.requests[0]["body"]) == {"email": "sarah@example.com"}
+
+    server.requests.clear()
+    _step(org, {**config, "sign": False, "url": server.url("/echo")})
+    assert not any(name.lower().startswith("webhook-") for name in server.requests[0]["headers"])
+    mocked = _step(org, config, mock=True)
+    assert mocked["signed"] is True and "webhook-signature" not in mocked["request"]["headers"]

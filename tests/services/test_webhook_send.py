@@ -4,7 +4,7 @@ The `connections` spy refuses any connection off loopback, so no test can send t
 """
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +14,7 @@ from atlas.core import signing
 from atlas.errors import AtlasError
 from atlas.extensions import db
 from atlas.models import OrganizationSecret
-from atlas.services import secrets, webhook_send
+from atlas.services import secrets, signing_secrets, webhook_send
 from tests import factories
 
 QUICK = {"max_attempts": 3, "backoff": "fixed", "initial_delay_ms": 10, "max_delay_ms": 10}
@@ -31,7 +31,7 @@ def local_org(org):
 @pytest.fixture
 def signed_server(server, local_org):
     """The test server, checking signatures with the organization's secret."""
-    server.webhook_secret = webhook_send.signing_secret(local_org.id)
+    server.webhook_secret = signing_secrets.signing_secret(local_org.id)
     return server
 
 
@@ -43,9 +43,9 @@ def send(org, server, path, **kwargs):
 # --- the secret ----------------------------------------------------------------------------------------------------
 
 def test_the_secret_is_made_once_and_stored_only_encrypted(app_ctx, org):
-    plain = webhook_send.signing_secret(org.id)
+    plain = signing_secrets.signing_secret(org.id)
     assert plain.startswith("whsec_") and signing.key_of(plain)
-    assert webhook_send.signing_secret(org.id) == plain
+    assert signing_secrets.signing_secret(org.id) == plain
     row = db.session.scalar(select(OrganizationSecret).where(OrganizationSecret.organization_id == org.id))
     assert row.kind == "webhook_signing" and plain not in row.secret_encrypted
     assert plain.removeprefix("whsec_") not in row.secret_encrypted
@@ -54,12 +54,12 @@ def test_the_secret_is_made_once_and_stored_only_encrypted(app_ctx, org):
 
 def test_each_organization_has_its_own_secret(app_ctx, org):
     other = factories.make_org("Elsewhere")
-    assert webhook_send.signing_secret(org.id) != webhook_send.signing_secret(other.id)
+    assert signing_secrets.signing_secret(org.id) != signing_secrets.signing_secret(other.id)
 
 
 def test_a_lost_race_for_the_first_secret_takes_the_winners_row(app_ctx, org):
-    winner = webhook_send.signing_secret(org.id)
-    row = webhook_send._create_secret_row(org.id)  # what a concurrent first use does once the other committed
+    winner = signing_secrets.signing_secret(org.id)
+    row = signing_secrets._create_secret_row(org.id)  # what a concurrent first use does once the other committed
     assert secrets.decrypt(row.secret_encrypted) == winner
     assert db.session.scalar(select(func.count()).select_from(OrganizationSecret)) == 1
 
@@ -73,7 +73,7 @@ def test_concurrent_first_uses_agree_on_one_secret(app, app_ctx, org):
         with app.app_context():
             try:
                 barrier.wait(5)
-                results.append(webhook_send.signing_secret(org_id))
+                results.append(signing_secrets.signing_secret(org_id))
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
             finally:
@@ -88,10 +88,17 @@ def test_concurrent_first_uses_agree_on_one_secret(app, app_ctx, org):
     assert db.session.scalar(select(func.count()).select_from(OrganizationSecret)) == 1
 
 
-def test_rotation_replaces_the_secret(app_ctx, org):
-    before = webhook_send.signing_secret(org.id)
-    after = webhook_send.rotate_signing_secret(org.id)
-    assert after != before and webhook_send.signing_secret(org.id) == after
+def test_rotation_replaces_the_secret_and_the_old_one_signs_only_in_its_grace(app_ctx, org):
+    before = signing_secrets.signing_secret(org.id)
+    after = signing_secrets.rotate_signing_secret(org.id, grace_seconds=3600)
+    assert after != before and signing_secrets.signing_secret(org.id) == after
+    assert signing_secrets.signing_keys(org.id) == [after, before]
+    row = db.session.scalar(select(OrganizationSecret))
+    assert before not in (row.previous_secret_encrypted or "")  # kept encrypted too
+    row.previous_expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)  # the grace is over
+    db.session.commit()
+    assert signing_secrets.signing_keys(org.id) == [after]
+    assert signing_secrets.secret_info(org.id)["previous_secret_expires_at"] is None
     assert db.session.scalar(select(func.count()).select_from(OrganizationSecret)) == 1
 
 

@@ -68,9 +68,9 @@ STEP_EXAMPLES = {
     "change_lead_status": [{"status": "former_member"}],
     "http_request": [{"method": "POST", "url": "https://example.com/hook", "headers": {"X-Token": "{{ vars.token }}"},
                       "payload": {"email": "{{ contact.email }}", "n": 1}, "timeoutSeconds": 10,
-                      "retry": {"maxAttempts": 3}},
+                      "retry": {"maxAttempts": 3}, "sign": True},
                      {"method": "GET", "url": "https://example.com/?q={{ contact.id }}", "payload": "plain text",
-                      "timeoutSeconds": 2.5}],
+                      "timeoutSeconds": 2.5, "sign": False}],
     "run_workflow": [{"workflowId": "wf_nurture", "wait": False}, {"workflowId": "wf_nurture"}],
 }
 TRIGGER_EXAMPLES = {

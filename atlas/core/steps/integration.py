@@ -1,8 +1,9 @@
 """Integration steps: an outgoing HTTP request (webhook) and running another workflow.
 
 The HTTP request is performed by the services layer (effect `http_request`), which guards against requests to internal
-addresses. The engine retries with the type's policy (NETWORK_RETRY); a node's `retry.maxAttempts` can only lower
-the number of attempts, because the engine keeps one retry policy per step type (backoff is the type's).
+addresses and, with `sign`, signs it as a Standard Webhooks message with the organization's secret. The engine
+retries with the type's policy (NETWORK_RETRY); a node's `retry.maxAttempts` can only lower the number of attempts,
+because the engine keeps one retry policy per step type (backoff is the type's).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ MAX_TIMEOUT_SECONDS = 30
 HEADER_NAME = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
 START_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=30.0, max_backoff_seconds=300.0)  # a full queue
 _RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+_SIGNATURE_HEADERS = {"webhook-id", "webhook-timestamp", "webhook-signature"}  # set by `sign`
 
 
 def _schema(properties: dict, required: list[str]) -> dict:
@@ -32,6 +34,10 @@ HTTP_CONFIG = _schema({
     "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
     "retry": _schema({"maxAttempts": {"type": "integer", "minimum": 1,
                                       "maximum": NETWORK_RETRY.max_attempts}}, []),
+    "sign": {"type": "boolean", "default": False, "title": "Sign as a webhook",
+             "description": "Add the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), "
+                            "signed with the organization's secret (GET /api/v2/webhooks/signing-secret); the "
+                            "webhook-id stays the same on every retry, so the receiver can drop repeats."},
 }, ["method", "url"])
 
 HTTP_OUTPUT = _schema({
@@ -42,10 +48,11 @@ HTTP_OUTPUT = _schema({
 
 
 def _check_http(config) -> list[dict]:
-    """Headers the connection sets itself cannot be configured."""
+    """Headers the connection sets itself (and, when signing, the signature's) cannot be configured."""
+    reserved = _RESERVED_HEADERS | (_SIGNATURE_HEADERS if config.get("sign") else set())
     return [{"code": "RESERVED_HEADER", "path": f"config.headers.{name}",
              "message": f"The {name} header is set by Atlas and cannot be configured."}
-            for name in config.get("headers", {}) if name.lower() in _RESERVED_HEADERS]
+            for name in config.get("headers", {}) if name.lower() in reserved]
 
 
 def _http_request(ctx: StepContext) -> Continue:
@@ -55,6 +62,8 @@ def _http_request(ctx: StepContext) -> Continue:
               "headers": headers, "timeout": config.get("timeoutSeconds")}
     if "payload" in config:
         params["payload"] = templating.render_value(config["payload"], ctx.data)
+    if config.get("sign"):
+        params["sign"] = True
     try:
         return Continue(output=ctx.perform("http_request", params))
     except StepError as exc:
