@@ -10,6 +10,7 @@ from atlas.web import (
     execution_pages,
     messaging_pages,
     webhook_pages,
+    webhook_signing,
     workflow_pages,
 )
 
@@ -27,3 +28,4 @@ def init_web(app) -> None:
     app.register_blueprint(builder_edits.bp)
     app.register_blueprint(builder_settings.bp)
     app.register_blueprint(webhook_pages.bp)
+    app.register_blueprint(webhook_signing.bp)

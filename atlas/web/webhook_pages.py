@@ -178,7 +178,8 @@ def index():
     _, per_endpoint = webhooks.statistics_by_endpoint(g.organization.id)  # one query for every card
     cards = [{"endpoint": e, "url": webhooks.endpoint_url(e), "stats": _counters(e, per_endpoint.get(e.id, EMPTY))}
              for e in endpoints]
-    return render_template("webhooks/index.html", **_base_context(cards=cards, workflow_names=names))
+    return render_template("webhooks/index.html", **_base_context(cards=cards, workflow_names=names,
+                                                                  can_admin=g.membership.allows("admin")))
 
 
 @bp.route("/new", methods=["GET", "POST"])

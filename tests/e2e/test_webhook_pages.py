@@ -155,3 +155,22 @@ def test_the_test_form_shows_each_step_and_a_replay_lands_on_top_of_the_log(page
     newest = page.locator(".wh-delivery").first
     expect(newest.locator(".tag")).to_have_text(["Test", "Replay"])
     assert_accessible(page, "the log after a replay")
+
+
+def test_the_owner_shows_the_outgoing_signing_secret_and_rotates_it(page, gym):
+    page.goto("/login")
+    sign_in(page, gym["email"], PASSWORD)  # the gym's owner
+    page.goto("/webhooks")
+    section = page.get_by_role("region", name="Outgoing webhooks")
+    expect(section).not_to_contain_text("whsec_")  # shown only on asking
+    section.get_by_role("button", name="Show the signing secret").click()
+    secret = section.locator("#wh-signing-value")
+    expect(secret).to_contain_text("whsec_")
+    first = secret.inner_text()
+    expect(section.get_by_role("button", name="Copy signing secret")).to_be_visible()
+    section.locator("summary", has_text="Rotate the signing secret").click()
+    section.get_by_label("The current secret also signs for").select_option("hour")
+    section.get_by_role("button", name="Make a new secret").click()
+    expect(section.get_by_role("status")).to_contain_text("The previous one also signs until")
+    expect(secret).not_to_have_text(first)
+    assert_accessible(page, "webhooks page with the signing secret")
