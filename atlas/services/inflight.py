@@ -34,6 +34,15 @@ def in_flight(org_id: str, workflow_id: str) -> list[dict]:
     return _groups(org_id, workflow.id, below=workflow.version + 1)
 
 
+def counts(org_id: str, workflow_ids: list[str]) -> dict[str, int]:
+    """workflow id -> its live runs not finished (queued, running or waiting; tests left out), in one query."""
+    if not workflow_ids:
+        return {}
+    return dict(db.session.execute(select(Execution.workflow_id, func.count()).where(
+        Execution.organization_id == org_id, Execution.workflow_id.in_(workflow_ids), Execution.test_mode.is_(False),
+        Execution.status.in_(IN_FLIGHT)).group_by(Execution.workflow_id)).all())
+
+
 def unmatched(groups: list[dict], workflow_data: dict) -> list[dict]:
     """The groups at a step the new definition lacks (or has as another kind of step): those runs cannot move."""
     types = {n.get("id"): n.get("type") for n in (workflow_data or {}).get("nodes", []) if isinstance(n, dict)}

@@ -3,7 +3,8 @@
 A test run is an ordinary execution flagged test_mode (so it has steps, a log and a detail page, streams live to
 the builder, and stays out of analytics), advanced to its end in one go instead of slice by slice through the queue:
 inside the request for the API (run_test), or by a worker for the builder (start_test), whose page follows it live.
-Time waits end at once; a wait for an event takes its `event` branch when testData.events names that event, else its `timeout` branch.
+Time waits end at once; a wait for an event takes its `event` branch when testData.events names that event, else
+its `timeout` branch.
 """
 from __future__ import annotations
 
@@ -64,9 +65,14 @@ def prepare_test(org_id: str, user_id: str | None, workflow_id: str, test_data: 
     context = {} if trigger_type is None and trigger_config is None else {
         "source": "builder_test", "triggerType": trigger_type or workflow.trigger_type,
         "triggerConfig": trigger_config if trigger_config is not None else workflow.trigger_config}
-    execution = Execution(id=execution_id or new_id(), organization_id=org_id, workflow_id=workflow.id,
+    execution_id = execution_id or new_id()
+    trigger = dict(test_data.get("trigger") or {})
+    if context:  # as a trigger's run reads it: the event's type, id and time beside the payload (which wins)
+        trigger = {"type": context["triggerType"], "eventId": f"test-{execution_id}",
+                   "occurredAt": utcnow().isoformat(), **trigger}
+    execution = Execution(id=execution_id, organization_id=org_id, workflow_id=workflow.id,
                           version=version, definition=definition_data, test_mode=True, status=ExecutionStatus.RUNNING,
-                          trigger_data=dict(test_data.get("trigger") or {}), contact=contact, contact_id=contact_id,
+                          trigger_data=trigger, contact=contact, contact_id=contact_id,
                           input_data={"testData": test_data, "mockExternalServices": mock_external_services},
                           context=context, created_by=user_id)
     db.session.add(execution)

@@ -14,6 +14,7 @@ from atlas.errors import (
 from atlas.models import WorkflowStatus
 from atlas.services import audit, drafts, inflight
 from atlas.services.workflows import get_workflow, update_workflow
+from atlas.web.builder_edits import revision
 from atlas.web.session import login_required
 
 bp = Blueprint("builder_publish", __name__, url_prefix="/workflows/<workflow_id>/builder")
@@ -38,7 +39,7 @@ def publish(workflow_id):
     try:
         if choice not in inflight.CHOICES:
             raise ValidationFailed(f"Choose what happens to runs in flight: {', '.join(inflight.CHOICES)}.")
-        workflow, version, _ = drafts.publish(g.organization.id, g.user.id, workflow_id, _base_revision())
+        workflow, version, _ = drafts.publish(g.organization.id, g.user.id, workflow_id, revision())
     except AtlasError as exc:
         return _panel("builder/_publish_panel.html", _publish_context(workflow_id, error=exc, choice=choice),
                       exc.status)
@@ -61,7 +62,7 @@ def restore(workflow_id, version):
     """Copy a version into the draft (a change that can be undone), then reload the builder to show it."""
     _require_staff()
     try:
-        drafts.restore(g.organization.id, g.user.id, workflow_id, version, _base_revision())
+        drafts.restore(g.organization.id, g.user.id, workflow_id, version, revision())
     except AtlasError as exc:
         return _panel("builder/_versions_panel.html", _versions_context(workflow_id, error=exc), exc.status)
     _audit("workflow.restore", workflow_id, version=version)
@@ -172,15 +173,6 @@ def _panel(template: str, context: dict, status: int = 200):
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     return response
-
-
-def _base_revision() -> int:
-    """The draft revision the change was made on (the canvas's #draft-revision)."""
-    try:
-        return int(request.form.get("base_revision", ""))
-    except ValueError:
-        raise ValidationFailed("The builder did not say which draft revision this change was made on; reload it "
-                               "and try again.", details={"field": "base_revision"})
 
 
 def _counts(outcome: dict) -> dict:

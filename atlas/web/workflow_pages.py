@@ -6,7 +6,7 @@ from jinja2_fragments.flask import render_block
 
 from atlas.errors import AtlasError, InsufficientPermissions
 from atlas.models import WorkflowStatus
-from atlas.services import auth, demo, triggers
+from atlas.services import auth, demo, inflight, triggers
 from atlas.services import workflows as service
 from atlas.web.session import login_required
 
@@ -46,6 +46,7 @@ def _list_context(params: dict) -> dict:
         rows, pagination = service.list_workflows(g.organization.id, **params)
     filters = service.list_filters(g.organization.id)
     return {"workflows": rows, "pagination": pagination, "filters": filters, "params": params, "sorts": SORTS,
+            "in_progress": inflight.counts(g.organization.id, [w.id for w in rows]),
             "triggers": triggers.names(), "memberships": auth.memberships(g.user),
             "can_edit": g.membership.allows("staff"),
             "has_workflows": bool(filters["statuses"]),

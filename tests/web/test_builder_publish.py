@@ -151,6 +151,13 @@ def test_publish_makes_a_version_with_its_summary_and_answers_with_the_version_l
     assert '<span class="badge badge-active" id="workflow-status" hx-swap-oob="true">Active</span>' in page
 
 
+def test_a_restore_that_names_no_draft_revision_asks_for_a_reload_like_every_edit(staff_client, org, staff):
+    workflow = factories.make_workflow(org, staff, name="Fresh")
+    response = post(staff_client, workflow, "/versions/1/restore")
+    assert response.status_code == 409
+    assert "Reload the builder: this change did not say which draft it was made on." in response.get_data(as_text=True)
+
+
 def test_publishing_a_new_workflow_turns_it_on(staff_client, org, staff):
     workflow = factories.make_workflow(org, staff, name="Fresh")
     response = post(staff_client, workflow, "/publish", base_revision=0)
@@ -175,8 +182,9 @@ def test_a_stale_draft_is_refused_with_a_message_and_a_reload_button(staff_clien
 
 def test_a_missing_revision_or_an_unknown_choice_is_refused_in_the_panel(staff_client, org, staff, live):
     rename_b(org, staff, live)
-    missing = post(staff_client, live, "/publish", choice="keep")
-    assert missing.status_code == 422 and "which draft revision" in missing.get_data(as_text=True)
+    missing = post(staff_client, live, "/publish", choice="keep")  # answered like an edit without one: reload
+    assert missing.status_code == 409 and "Reload the builder: this change did not say which draft it was made on." \
+        in missing.get_data(as_text=True)
     odd = post(staff_client, live, "/publish", base_revision=revision(org, live), choice="teleport")
     assert odd.status_code == 422 and "Choose what happens to runs in flight" in odd.get_data(as_text=True)
     assert db.session.get(Workflow, live.id).version == 1

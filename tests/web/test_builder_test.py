@@ -154,7 +154,9 @@ def test_a_run_shows_every_step_in_order_with_its_status_branch_input_and_output
     assert "went the “false” way" in text(step(body, "check"))
     execution = db.session.get(Execution, run_id)  # the run is named as the page asked, so it can follow it live
     assert execution.test_mode and execution.contact_id == casey.id
-    assert execution.trigger_data == {"source": "Instagram"}
+    assert execution.trigger_data["source"] == "Instagram"  # the payload, and what a trigger's run also reads:
+    assert execution.trigger_data["type"] == workflow.trigger_type and execution.trigger_data["eventId"] == \
+        f"test-{run_id}" and execution.trigger_data["occurredAt"].startswith(str(execution.created_at.year))
     assert f'href="/workflows/{workflow.id}/executions/{run_id}"' in body
 
 

@@ -225,6 +225,31 @@ def test_list_shows_status_trigger_category_and_tags(staff_client, catalogue):
                                        "promo": False, "sms": False}
 
 
+def test_the_last_run_column_says_how_many_runs_are_in_progress(staff_client, org, catalogue):
+    from datetime import timedelta
+
+    from atlas.models import Execution
+    from atlas.models.base import utcnow
+
+    welcome, renewal = catalogue["New lead welcome"], catalogue["Renewal reminder"]
+    runs = [Execution(organization_id=org.id, workflow_id=welcome.id, version=1, status=status)
+            for status in ("waiting", "queued", "completed")]
+    runs.append(Execution(organization_id=org.id, workflow_id=welcome.id, version=1, status="running",
+                          test_mode=True))  # a test run is not the gym's
+    runs.append(Execution(organization_id=org.id, workflow_id=renewal.id, version=1, status="waiting"))
+    renewal.last_run_at = utcnow() - timedelta(days=1)
+    db.session.add_all(runs)
+    db.session.commit()
+    page = staff_client.get("/").get_data(as_text=True)
+
+    def cell(name: str) -> str:
+        return re.search(rf'>{name}</a>.*?data-label="Last run">(.*?)</td>', page, re.S).group(1)
+
+    assert "2 in progress" in cell("New lead welcome") and "Never" not in cell("New lead welcome")
+    assert "1 in progress" in cell("Renewal reminder") and "<time" in cell("Renewal reminder")
+    assert "Never" in cell("Missed class win-back") and "in progress" not in cell("Missed class win-back")
+
+
 def test_filter_pickers_keep_the_chosen_values(staff_client, catalogue):
     page = staff_client.get("/?status=paused&category=Retention&tags=promo&search=pro").get_data(as_text=True)
     assert options(page, "f-status")["Paused"] and not options(page, "f-status")["Not archived"]
