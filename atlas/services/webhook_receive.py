@@ -30,9 +30,19 @@ from atlas.core import webhook_payloads as payloads
 from atlas.core.storable import all_storable
 from atlas.errors import AtlasError, Conflict
 from atlas.extensions import db, limiter, redis_holder
-from atlas.models import Contact, Event, WebhookDelivery, WebhookEndpoint, WebhookMessage, Workflow, WorkflowTrigger
+from atlas.models import (
+    Contact,
+    Event,
+    Execution,
+    ExecutionStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    Workflow,
+    WorkflowTrigger,
+)
 from atlas.models.base import new_id, utcnow
-from atlas.services import contacts, enrollment, testing, webhooks
+from atlas.services import contacts, enrollment, executions, testing, webhooks
 from atlas.services.tenancy import scoped
 
 log = logging.getLogger(__name__)
@@ -202,7 +212,8 @@ def _accept(endpoint: WebhookEndpoint, delivery: WebhookDelivery, payload: dict,
         return _duplicate(endpoint, delivery, earlier, started)
     message = WebhookMessage(endpoint_id=endpoint.id, message_id=delivery.message_id, delivery_id=delivery.id,
                              received_at=delivery.received_at)
-    jobs = process(endpoint, delivery, payload, headers, live=True).jobs
+    done = process(endpoint, delivery, payload, headers, live=True)
+    waiting = _has_waiting_runs(done.event)
     delivery.processing_ms = elapsed_ms(started)
     db.session.add_all([delivery, message])
     try:
@@ -214,8 +225,29 @@ def _accept(endpoint: WebhookEndpoint, delivery: WebhookDelivery, payload: dict,
         if earlier is None:
             raise
         return _duplicate(endpoint, _fresh_copy(delivery), earlier, started)
-    enrollment.enqueue(jobs)
+    enrollment.enqueue(done.jobs)
+    if waiting:
+        resume_waiting(done.event)
     return _answer(delivery)
+
+
+def _has_waiting_runs(event: Event | None) -> bool:
+    """Whether the delivery's contact has a run waiting (for this event, a goal, or time): most have none, and then
+    nothing more is done after the delivery's one commit."""
+    return event is not None and event.contact_id is not None and db.session.scalar(
+        select(Execution.id).where(Execution.organization_id == event.organization_id,
+                                   Execution.contact_id == event.contact_id,
+                                   Execution.status == ExecutionStatus.WAITING).limit(1)) is not None
+
+
+def resume_waiting(event: Event | None) -> list[str]:
+    """After the commit: the contact's runs waiting for a "webhook" event go on along their event branch (and runs
+    whose goal it is jump there), as with any event; the ids of the runs that went on."""
+    if event is None or not event.contact_id:
+        return []
+    resumed = executions.deliver_event(event.organization_id, event.type, event.contact_id, dict(event.payload))
+    db.session.commit()
+    return resumed
 
 
 def _earlier(endpoint_id: str, message_id: str) -> WebhookDelivery | None:
@@ -280,6 +312,7 @@ class Processed:
     decisions: list = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # test runs that could not start
     jobs: list = field(default_factory=list)  # live runs to enqueue after the commit
+    event: Event | None = None  # the "webhook" event an accepted delivery became
 
 
 def process(endpoint: WebhookEndpoint, delivery: WebhookDelivery, payload: dict, headers: dict, *,
@@ -294,7 +327,7 @@ def process(endpoint: WebhookEndpoint, delivery: WebhookDelivery, payload: dict,
         return done
     delivery.outcome = "accepted"
     delivery.detail = "; ".join(transformed.warnings) or None
-    event = _event(endpoint, delivery, transformed.payload)
+    event = done.event = _event(endpoint, delivery, transformed.payload)
     done.listeners = _listeners(endpoint)
     done.decisions, runs = enrollment.plan_event(endpoint.organization_id, event, workflows=done.listeners,
                                                  bound=frozenset({endpoint.workflow_id} - {None}))
@@ -407,11 +440,13 @@ def replay(org_id: str, user_id: str | None, delivery_id: str, *, live: bool) ->
                                message_id=original.message_id, headers=dict(original.headers or {}),
                                payload=original.payload, replay_of=original.id, test_mode=not live,
                                remote_addr=None, received_at=utcnow())
-    jobs = process(endpoint, delivery, original.payload, delivery.headers, live=live, user_id=user_id).jobs
+    done = process(endpoint, delivery, original.payload, delivery.headers, live=live, user_id=user_id)
     delivery.processing_ms = elapsed_ms(started)
     db.session.add(delivery)
     db.session.commit()
-    enrollment.enqueue(jobs)
+    enrollment.enqueue(done.jobs)
+    if live:
+        resume_waiting(done.event)
     return delivery
 
 

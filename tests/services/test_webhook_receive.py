@@ -14,6 +14,7 @@ from atlas.errors import AtlasError
 from atlas.extensions import db, redis_holder
 from atlas.models import EnrollmentDecision, Execution, WebhookDelivery, WebhookMessage, WorkflowTrigger
 from atlas.models.base import utcnow
+from atlas.services import executions
 from atlas.services import webhook_receive as service
 from jobs.worker import run_worker
 from tests import factories
@@ -67,6 +68,39 @@ def test_an_accepted_delivery_commits_once_and_a_real_worker_runs_its_run(org, s
     db.session.expire_all()
     run = db.session.get(Execution, run.id)
     assert run.status == "completed" and run.state["variables"] == {"greeting": "Hi Jane (jane@example.com)"}
+
+
+def test_a_delivery_about_a_contact_resumes_their_run_waiting_for_a_webhook(org, staff):
+    """"Wait until the payment provider's webhook confirms": the wait's event branch goes on, with the body."""
+    confirm = {"schemaVersion": 1, "nodes": [
+        {"id": "await", "type": "wait_for_event", "config": {"event": "webhook",
+                                                            "timeout": {"amount": 3, "unit": "days"}}},
+        {"id": "paid", "type": "set_variable", "config": {
+            "name": "paid", "value": "{{ steps.await.output.received.body.status }}"}},
+        {"id": "chase", "type": "set_variable", "config": {"name": "paid", "value": "no"}}],
+        "edges": [{"source": "await", "target": "paid", "branch": "event"},
+                  {"source": "await", "target": "chase", "branch": "timeout"}]}
+    jane = factories.make_contact(org, first_name="Jane", email="jane@example.com")
+    waiting_flow = factories.make_workflow(org, staff, name="Await payment", status="active", trigger_type="manual",
+                                           workflow_data=confirm)
+    run, _ = executions.start_execution(org.id, staff.id, waiting_flow.id, trigger_data={},
+                                        input_data={"contactId": jane.id})
+    db.session.commit()
+    run_worker(burst=True)
+    db.session.expire_all()
+    assert db.session.get(Execution, run.id).status == "waiting"
+    endpoint, secret = factories.make_webhook(org)  # starts nothing: only the waiting run cares
+
+    answer = receive(endpoint, secret, {"email": "jane@example.com", "status": "succeeded"})
+
+    assert answer["workflows_triggered"] == []
+    db.session.expire_all()
+    assert db.session.get(Execution, run.id).status == "queued"  # on its way along the event branch
+    db.session.commit()  # the test's own read ends before the worker writes (SQLite has one writer)
+    run_worker(burst=True)
+    db.session.expire_all()
+    done = db.session.get(Execution, run.id)
+    assert done.status == "completed" and done.state["variables"] == {"paid": "succeeded"}
 
 
 def test_a_rejection_is_recorded_then_raised(org):
