@@ -45,9 +45,9 @@ def http_request(ctx: EffectContext, params: dict) -> dict:
     body, headers = encode(params.get("payload"), headers)
     method, url = params["method"], params["url"]
     if ctx.mock:
-        return {"status": 200, "headers": {}, "body": None, "durationMs": 0, "mock": True, "signed": bool(
-                params.get("sign")), "request": {"method": method, "url": url, "headers": headers,
-                                                 "payload": params.get("payload")}}
+        request = {"method": method, "url": url, "headers": headers, "payload": params.get("payload")}
+        return {"status": 200, "headers": {}, "body": None, "durationMs": 0, "mock": True,
+                "signed": bool(params.get("sign")), "request": request}
     if params.get("sign"):
         headers.update(signing.headers(signing_secrets.signing_keys(ctx.org_id), message_id(params),
                                        int(time.time()), body or b""))

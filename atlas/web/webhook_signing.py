@@ -13,6 +13,7 @@ GRACE_CHOICES = {"default": None, "hour": 3600, "now": 0}  # how long the old se
 @login_required
 def show():
     """The secret, for the admin who asked to see it (a fragment, never cached)."""
+    _require_admin()
     return _fragment(rotated=False)
 
 
@@ -33,7 +34,7 @@ def _require_admin() -> None:
 
 
 def _fragment(rotated: bool):
-    _require_admin()
+    """The secret, when it was made, the previous one's grace, and the rotate form (#wh-signing-secret)."""
     info = signing_secrets.secret_info(g.organization.id)
     hours = current_app.config["ATLAS_WEBHOOK_SECRET_GRACE_SECONDS"] / 3600
     response = make_response(render_template("webhooks/_signing_secret.html", info=info, rotated=rotated,
