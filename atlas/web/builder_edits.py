@@ -13,7 +13,7 @@ from atlas.errors import AtlasError, InsufficientPermissions, NotFound
 from atlas.services import drafts
 from atlas.services.workflows import get_workflow
 from atlas.web.builder_pages import draft_context, draft_node, known_type, node_fields
-from atlas.web.schema_forms import apply_op, config_from_form
+from atlas.web.schema_form_input import apply_op, config_from_form
 from atlas.web.session import login_required
 
 bp = Blueprint("builder_edits", __name__, url_prefix="/workflows/<workflow_id>/builder")

@@ -24,7 +24,8 @@ from atlas.services.workflows import get_workflow, list_filters, update_workflow
 from atlas.web import builder_edits
 from atlas.web.builder_edits import editable, revision
 from atlas.web.builder_pages import draft_context
-from atlas.web.schema_forms import apply_op, config_from_form, fields_for, humanise
+from atlas.web.schema_form_input import apply_op, config_from_form
+from atlas.web.schema_forms import fields_for, humanise
 from atlas.web.session import login_required
 from atlas.web.variables import variables_for
 

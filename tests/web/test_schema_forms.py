@@ -10,7 +10,8 @@ from werkzeug.datastructures import MultiDict
 
 from atlas.core import conditions, steps, triggers
 from atlas.web import condition_forms
-from atlas.web.schema_forms import apply_op, config_from_form, fields_for
+from atlas.web.schema_form_input import apply_op, config_from_form
+from atlas.web.schema_forms import fields_for
 from atlas.web.variables import earlier_nodes, variables_for
 
 OPTIONS = {
