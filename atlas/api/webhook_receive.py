@@ -103,4 +103,4 @@ class DeliveryReplay(MethodView):
     def post(self, body, delivery_id):
         """Process a recorded delivery's body again as a new delivery: in test mode, or live"""
         g.audit_action, g.audit_target = "webhook.replay", ("webhook_delivery", delivery_id)
-        return service.replay(g.organization.id, g.user.id, delivery_id, live=body["live"])
+        return webhook_testing.replay(g.organization.id, g.user.id, delivery_id, live=body["live"])

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from atlas.core import signing
 from atlas.core import webhook_payloads as payloads
 from atlas.core.storable import all_storable
-from atlas.errors import AtlasError, Conflict
+from atlas.errors import AtlasError
 from atlas.extensions import db, limiter, redis_holder
 from atlas.models import (
     Contact,
@@ -423,31 +423,6 @@ def start_test_runs(org_id: str, user_id: str | None, event: Event, made: list
             continue
         started.append((execution.id, decision.workflow_id))
     return started, problems
-
-
-def replay(org_id: str, user_id: str | None, delivery_id: str, *, live: bool) -> WebhookDelivery:
-    """Process a recorded delivery's body again as a new delivery (replay_of set): test mode unless live."""
-    original = webhooks.get_delivery(org_id, delivery_id)
-    endpoint = webhooks.get_endpoint(org_id, original.endpoint_id)
-    if not isinstance(original.payload, dict):
-        raise Conflict("This delivery has no verified JSON object to replay (it was rejected before or while its "
-                       "body was read).", code="WEBHOOK_REPLAY_UNAVAILABLE")
-    if live and not endpoint.active:
-        raise Conflict("The endpoint is inactive; turn it on to replay live, or replay in test mode.",
-                       code="WEBHOOK_INACTIVE")
-    started = time.perf_counter()
-    delivery = WebhookDelivery(id=new_id(), organization_id=org_id, endpoint_id=endpoint.id,
-                               message_id=original.message_id, headers=dict(original.headers or {}),
-                               payload=original.payload, replay_of=original.id, test_mode=not live,
-                               remote_addr=None, received_at=utcnow())
-    done = process(endpoint, delivery, original.payload, delivery.headers, live=live, user_id=user_id)
-    delivery.processing_ms = elapsed_ms(started)
-    db.session.add(delivery)
-    db.session.commit()
-    enrollment.enqueue(done.jobs)
-    if live:
-        resume_waiting(done.event)
-    return delivery
 
 
 def purge_message_ids(now: datetime | None = None) -> int:

@@ -1,17 +1,18 @@
 """The webhook test endpoint (POST /api/v2/webhooks/<id>/test): a payload through the receiving pipeline step by
-step (verification, origin, transform, filter, trigger), with test-mode runs and a delivery recorded in test mode."""
+step (verification, origin, transform, filter, trigger), with test-mode runs and a delivery recorded in test mode;
+and replaying a recorded delivery, in test mode or live."""
 from __future__ import annotations
 
 import json
 import time
 
 from atlas.core import webhook_payloads as payloads
-from atlas.errors import AtlasError
+from atlas.errors import AtlasError, Conflict
 from atlas.extensions import db
 from atlas.models import WebhookDelivery, WebhookEndpoint
 from atlas.models.base import new_id, utcnow
+from atlas.services import enrollment, webhooks
 from atlas.services import webhook_receive as receiving
-from atlas.services import webhooks
 
 # --- the test endpoint --------------------------------------------------------------------------------------------
 
@@ -111,3 +112,28 @@ def _test_trigger(delivery: WebhookDelivery, done: receiving.Processed) -> dict:
     head = f"Started {runs} test run{'s' * (runs != 1)} of " \
            f"{', '.join(repr(names.get(w, w)) for w in delivery.workflow_ids)}." if runs else "No run started."
     return _log("trigger", "passed" if runs else "failed", " ".join([head, *said]))
+
+
+def replay(org_id: str, user_id: str | None, delivery_id: str, *, live: bool) -> WebhookDelivery:
+    """Process a recorded delivery's body again as a new delivery (replay_of set): test mode unless live."""
+    original = webhooks.get_delivery(org_id, delivery_id)
+    endpoint = webhooks.get_endpoint(org_id, original.endpoint_id)
+    if not isinstance(original.payload, dict):
+        raise Conflict("This delivery has no verified JSON object to replay (it was rejected before or while its "
+                       "body was read).", code="WEBHOOK_REPLAY_UNAVAILABLE")
+    if live and not endpoint.active:
+        raise Conflict("The endpoint is inactive; turn it on to replay live, or replay in test mode.",
+                       code="WEBHOOK_INACTIVE")
+    started = time.perf_counter()
+    delivery = WebhookDelivery(id=new_id(), organization_id=org_id, endpoint_id=endpoint.id,
+                               message_id=original.message_id, headers=dict(original.headers or {}),
+                               payload=original.payload, replay_of=original.id, test_mode=not live,
+                               remote_addr=None, received_at=utcnow())
+    done = receiving.process(endpoint, delivery, original.payload, delivery.headers, live=live, user_id=user_id)
+    delivery.processing_ms = receiving.elapsed_ms(started)
+    db.session.add(delivery)
+    db.session.commit()
+    enrollment.enqueue(done.jobs)
+    if live:
+        receiving.resume_waiting(done.event)
+    return delivery

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, flash, g, make_response, redirect, ren
 from jinja2_fragments.flask import render_block
 
 from atlas.errors import AtlasError, InsufficientPermissions, NotFound
-from atlas.services import auth, webhook_receive, webhook_testing, webhooks
+from atlas.services import auth, webhook_testing, webhooks
 from atlas.services.workflows import list_workflows
 from atlas.web.execution_display import relative_words
 from atlas.web.session import login_required
@@ -372,7 +372,7 @@ def replay(endpoint_id, delivery_id):
         raise NotFound("Delivery not found.", code="WEBHOOK_DELIVERY_NOT_FOUND")
     live, error = request.form.get("mode") == "live", None
     try:
-        webhook_receive.replay(g.organization.id, g.user.id, delivery_id, live=live)
+        webhook_testing.replay(g.organization.id, g.user.id, delivery_id, live=live)
     except AtlasError as exc:
         if exc.status == 404:
             raise
