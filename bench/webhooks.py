@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import statistics
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from datetime import datetime, timezone
 import requests
 from sqlalchemy import create_engine, text
 
+from bench import percentiles
 from bench.stack import running_stack
 
 DELIVERIES = int(os.environ.get("ATLAS_BENCH_WEBHOOKS", 2000))  # bounded in count...
@@ -31,13 +31,6 @@ CONCURRENCY = 32
 TIME_LIMIT_S = 120                                                # ...and in time
 FLOW = {"schemaVersion": 1, "nodes": [
     {"id": "note", "type": "set_variable", "config": {"name": "n", "value": "{{ trigger.body.n }}"}}], "edges": []}
-
-
-def _percentiles(samples: list[float]) -> dict:
-    ordered = sorted(samples)
-    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)  # noqa: E731
-    return {"n": len(ordered), "p50_ms": pick(0.5), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
-            "max_ms": round(ordered[-1] * 1000, 1), "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
 
 
 def _endpoint(base: str) -> dict:
@@ -70,10 +63,10 @@ def _fire(endpoint: dict) -> tuple[list[tuple[float, int, dict]], float]:
             return None
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
-        body = json.dumps({"n": message[1], "email": f"lead{message[1]}@example.com"})
-        headers = {"Content-Type": "application/json", "webhook-id": message[0],
-                   "webhook-timestamp": str(int(time.time())),
-                   "webhook-signature": signer.sign(message[0], datetime.now(timezone.utc), body)}
+        body, now = json.dumps({"n": message[1], "email": f"lead{message[1]}@example.com"}), datetime.now(timezone.utc)
+        headers = {"Content-Type": "application/json", "webhook-id": message[0],  # one instant for both
+                   "webhook-timestamp": str(int(now.timestamp())),
+                   "webhook-signature": signer.sign(message[0], now, body)}
         started = time.perf_counter()
         response = session.post(endpoint["url"], data=body.encode(), headers=headers, timeout=30)
         return time.perf_counter() - started, response.status_code, response.json()
@@ -112,6 +105,6 @@ def run(database: str = "sqlite") -> dict:
     return {"database": database, "server": "gunicorn gthread, 2 workers x 8 threads; no RQ worker",
             "deliveries": len(answers), "concurrency": CONCURRENCY, "repeated_webhook_ids": DELIVERIES -
             int(DELIVERIES * (1 - REPEAT_SHARE)), "statuses": statuses, "per_s": round(len(answers) / wall, 1),
-            "latency": _percentiles([a[0] for a in answers]), "database_counts": database_counts,
+            "latency": percentiles([a[0] for a in answers]), "database_counts": database_counts,
             "answered_duplicate": sum(bool(a[2].get("duplicate")) for a in answers),
             "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}}
