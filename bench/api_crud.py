@@ -1,7 +1,6 @@
 """Workflows CRUD over HTTP: create and list latency and throughput at a fixed concurrency."""
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 import uuid
@@ -9,19 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from bench import percentiles
 from bench.stack import running_app
 
 CREATES = 300          # bounded in count...
 LISTS = 1000
 CONCURRENCY = 8
 TIME_LIMIT_S = 90      # ...and in time
-
-
-def _percentiles(samples: list[float]) -> dict:
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50_ms": round(pick(0.50) * 1000, 2), "p95_ms": round(pick(0.95) * 1000, 2),
-            "p99_ms": round(pick(0.99) * 1000, 2), "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
 
 
 def _sign_up(base: str) -> dict:
@@ -71,7 +64,7 @@ def run(database: str = "sqlite") -> dict:
     return {
         "concurrency": CONCURRENCY, "database": database, "server": "gunicorn gthread, 2 workers x 8 threads",
         "create": {"requests": len(create_lat), "failures": create_fail,
-                   "per_second": round(len(create_lat) / create_wall, 1), **_percentiles(create_lat)},
+                   "per_second": round(len(create_lat) / create_wall, 1), **percentiles(create_lat)},
         "list": {"requests": len(list_lat), "failures": list_fail,
-                 "per_second": round(len(list_lat) / list_wall, 1), **_percentiles(list_lat)},
+                 "per_second": round(len(list_lat) / list_wall, 1), **percentiles(list_lat)},
     }

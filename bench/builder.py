@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import statistics
 import time
 import uuid
 
 import requests
 
+from bench import percentiles
 from bench.stack import running_stack
 
 N = int(os.environ.get("ATLAS_BENCH_BUILDER_N", 100))   # bounded in count...
@@ -69,16 +69,6 @@ def definition() -> dict:
             edges.append({"source": previous, "target": ids["var"]})
         previous = ids["nudge"]
     return {"schemaVersion": 1, "nodes": nodes, "edges": edges}
-
-
-def _percentiles(samples: list[float]) -> dict:
-    if not samples:
-        return {}
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(ordered), "p50_ms": round(pick(0.50) * 1000, 1), "p95_ms": round(pick(0.95) * 1000, 1),
-            "p99_ms": round(pick(0.99) * 1000, 1), "max_ms": round(ordered[-1] * 1000, 1),
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
 
 
 def _setup(base: str) -> tuple[str, str, str, str]:
@@ -218,8 +208,8 @@ def run(database: str = "sqlite") -> dict:
     result = {"database": database, "server": "gunicorn gthread, 2 workers x 8 threads; 1 RQ worker", "n": N,
               "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
               "page_bytes": size, "cards_on_page": steps, "failures": b.failures, "last_test_run": b.last_test,
-              "interactions": {name: _percentiles(v) for name, v in samples.items()},
-              "meets_50ms_p95": {name: _percentiles(v)["p95_ms"] < 50 for name, v in samples.items()
+              "interactions": {name: percentiles(v) for name, v in samples.items()},
+              "meets_50ms_p95": {name: percentiles(v)["p95_ms"] < 50 for name, v in samples.items()
                                  if name != "test_run_to_results"}}
     if b.server_timing:
         result["server_timing_sample"] = {k: v[-1] for k, v in b.server_timing.items()}

@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from atlas.devserver import free_port, stop_process
+from bench import percentiles
 from bench.executions import Meter, _per_run, _pg_counters
 from bench.stack import ROOT, _wait_until_up, running_stack
 
@@ -82,15 +83,6 @@ def workflow_specs(count: int) -> list[dict]:
             specs.append({"triggerType": "class_missed", "triggerConfig": {}, "settings": {"enrollmentFilter": {
                 "field": "contact.status", "operator": "equals", "value": "member"}}})
     return specs
-
-
-def _percentiles(samples: list[float]) -> dict:
-    if not samples:
-        return {}
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50_ms": round(pick(0.50) * 1000, 1), "p95_ms": round(pick(0.95) * 1000, 1),
-            "p99_ms": round(pick(0.99) * 1000, 1), "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
 
 
 def _check(response: requests.Response, what: str) -> dict:
@@ -190,7 +182,7 @@ def _phase(stack, base: str, server: str, gym: dict, meter: Meter, label: str) -
     return {
         "workflows": len(gym["workflows"]), "server": server, "events_sent": len(fired), "accepted": len(accepted),
         "errors": dict(Counter(f["status"] for f in fired if not f["ok"])),
-        "events_per_s": round(len(accepted) / wall, 1), **_percentiles([f["s"] for f in fired]),
+        "events_per_s": round(len(accepted) / wall, 1), **percentiles([f["s"] for f in fired]),
         "decisions_written_per_event": round(written / per, 2),
         "decisions_answered_per_event": {k: round(v / per, 2) for k, v in sorted(outcomes.items())},
         "cpu_ms_per_event": {**cpu_ms, "web_hit": cpu_ms[server]}, "wall_s": round(wall, 2),

@@ -12,7 +12,6 @@ the client fires SPLIT_RUNS (web alone), then the workers resume and drain them 
 from __future__ import annotations
 
 import os
-import statistics
 import threading
 import time
 import uuid
@@ -25,6 +24,7 @@ import requests
 from redis import Redis
 from rq.suspension import resume, suspend
 
+from bench import percentiles
 from bench.stack import running_stack
 
 RUNS = int(os.environ.get("ATLAS_BENCH_RUNS", 1000))        # bounded in count...
@@ -63,15 +63,6 @@ def definition() -> dict:
              *({"source": "tier", "target": "score", "branch": b} for b in ("regular", "new", "default")),
              {"source": "score", "target": "label"}, {"source": "label", "target": "done"}]
     return {"schemaVersion": 1, "nodes": nodes, "edges": edges}
-
-
-def _percentiles(samples: list[float]) -> dict:
-    if not samples:
-        return {}
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50_ms": round(pick(0.50) * 1000, 1), "p99_ms": round(pick(0.99) * 1000, 1),
-            "max_ms": round(ordered[-1] * 1000, 1), "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
 
 
 def _sign_up(base: str) -> dict:
@@ -296,11 +287,11 @@ def _with_workers(stack, headers, workflow_id, meter, redis, count: int, rate: f
         "unfinished": len(accepted) - len(done),
         "completed_per_s": round(len(done) / (last - first), 1) if done else 0.0,
         "accepted_per_s": round(len(accepted) / (fired_at - first), 1),
-        "request_to_completion": _percentiles([r["finishedAt"] - f["sent"] for f, r in done]),
-        "execute_http": _percentiles([f["http_s"] for f in fired]),
-        "request_to_created": _percentiles([r["createdAt"] - f["sent"] for f, r in done]),
-        "created_to_started": _percentiles([r["startedAt"] - r["createdAt"] for _, r in done]),
-        "started_to_finished": _percentiles([r["finishedAt"] - r["startedAt"] for _, r in done]),
+        "request_to_completion": percentiles([r["finishedAt"] - f["sent"] for f, r in done]),
+        "execute_http": percentiles([f["http_s"] for f in fired]),
+        "request_to_created": percentiles([r["createdAt"] - f["sent"] for f, r in done]),
+        "created_to_started": percentiles([r["startedAt"] - r["createdAt"] for _, r in done]),
+        "started_to_finished": percentiles([r["finishedAt"] - r["startedAt"] for _, r in done]),
         "cpu_ms_per_run": {k: round(v / max(1, len(done)) * 1000, 2) for k, v in cpu.items()},
         "cpu_s": cpu, "wall_s": round(last - first, 2),
         "redis_commands_per_run": round((redis_after - redis_before) / max(1, len(accepted)), 1),
@@ -328,7 +319,7 @@ def _split(stack, headers, workflow_id, meter, redis) -> dict:
     drain_wall = time.perf_counter() - started
     drain_cpu = meter.cpu_since_mark()
     return {
-        "web_only": {"accepted": accepted, "per_s": round(accepted / web_wall, 1), **_percentiles(
+        "web_only": {"accepted": accepted, "per_s": round(accepted / web_wall, 1), **percentiles(
             [f["http_s"] for f in fired]), "cpu_ms_per_run": {k: round(v / max(1, accepted) * 1000, 2)
                                                               for k, v in web_cpu.items()}},
         "workers_only": {"drained": drained, "per_s": round(drained / drain_wall, 1),

@@ -182,9 +182,15 @@ def _payment_failed(config, payload, contact, today=None):
                  .replace("  ", " "), {"amountCents": amount, "minAmountCents": floor})
 
 
+def listens_on(config: Mapping | None, endpoint_id: str | None) -> bool:
+    """Whether a webhook trigger with this config hears deliveries to the endpoint (no endpointId: every one)."""
+    wanted = (config or {}).get("endpointId")
+    return not wanted or wanted == endpoint_id
+
+
 def _webhook(config, payload, contact, today=None):
     wanted = config.get("endpointId")
-    if not wanted or payload.get("endpointId") == wanted:
+    if listens_on(config, payload.get("endpointId")):
         return None
     return Match(False, f"The webhook came to endpoint {payload.get('endpointId')!r}; this trigger listens on "
                         f"{wanted!r}.", {"endpointId": payload.get("endpointId"), "expected": wanted})

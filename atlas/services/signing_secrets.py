@@ -23,32 +23,27 @@ KIND = "webhook_signing"
 
 def signing_secret(org_id: str) -> str:
     """The organization's outgoing signing secret ("whsec_…"), created on first use."""
-    row = _secret_row(org_id)
-    if row is None:
-        row = _create_secret_row(org_id)
-    return secrets.decrypt(row.secret_encrypted)
+    return secrets.decrypt(_row(org_id).secret_encrypted)
 
 
 def signing_keys(org_id: str) -> list[str]:
     """The secrets that sign a webhook now: the current one, then the previous one while its grace lasts."""
-    current = signing_secret(org_id)
-    row = _secret_row(org_id)
-    return [current, *([secrets.decrypt(row.previous_secret_encrypted)] if _in_grace(row) else [])]
+    row = _row(org_id)
+    previous = [secrets.decrypt(row.previous_secret_encrypted)] if _in_grace(row) else []
+    return [secrets.decrypt(row.secret_encrypted), *previous]
 
 
 def secret_info(org_id: str) -> dict:
     """The secret with when it was made (and until when the previous one still signs), for GET /signing-secret."""
-    plain = signing_secret(org_id)
-    row = _secret_row(org_id)
-    return {"secret": plain, "created_at": row.created_at,
+    row = _row(org_id)
+    return {"secret": secrets.decrypt(row.secret_encrypted), "created_at": row.created_at,
             "previous_secret_expires_at": row.previous_expires_at if _in_grace(row) else None}
 
 
 def rotate_signing_secret(org_id: str, grace_seconds: int | None = None) -> str:
     """Make a new secret; the one it replaces also signs for `grace_seconds` (ATLAS_WEBHOOK_SECRET_GRACE_SECONDS by
     default; 0 ends it at once). Returns the new plain secret."""
-    signing_secret(org_id)  # make sure the row exists (a concurrent first use cannot make two)
-    row = _secret_row(org_id)
+    row = _row(org_id)
     grace = current_app.config["ATLAS_WEBHOOK_SECRET_GRACE_SECONDS"] if grace_seconds is None else grace_seconds
     now, plain = datetime.now(timezone.utc), signing.new_secret()
     row.previous_secret_encrypted = row.secret_encrypted if grace > 0 else None
@@ -62,6 +57,11 @@ def _in_grace(row: OrganizationSecret) -> bool:
     """Whether the previous secret still signs."""
     return bool(row.previous_secret_encrypted and row.previous_expires_at
                 and row.previous_expires_at > datetime.now(timezone.utc))
+
+
+def _row(org_id: str) -> OrganizationSecret:
+    """The organization's signing-secret row, made on first use (a concurrent first use cannot make two)."""
+    return _secret_row(org_id) or _create_secret_row(org_id)
 
 
 def _secret_row(org_id: str) -> OrganizationSecret | None:

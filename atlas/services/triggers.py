@@ -80,11 +80,11 @@ def workflow_triggers(org_id: str, workflow_id: str) -> dict:
 def _webhook_endpoints(org_id: str, workflow: Workflow, listed: list[dict]) -> list[dict]:
     """The endpoints whose deliveries reach the workflow: those that start it (their workflowId) and those its
     webhook triggers listen on (a trigger's endpointId, or every endpoint when it names none)."""
-    listening = [t["config"].get("endpointId") for t in listed if t["trigger_type"] == "webhook"]
+    listening = [t["config"] for t in listed if t["trigger_type"] == "webhook"]
     found = []
     for endpoint in webhooks.list_endpoints(org_id):
         by = "workflow" if endpoint.workflow_id == workflow.id else "trigger" if any(
-            not wanted or wanted == endpoint.id for wanted in listening) else None
+            catalog.listens_on(config, endpoint.id) for config in listening) else None
         if by:
             found.append({"id": endpoint.id, "name": endpoint.name, "endpoint_url": webhooks.endpoint_url(endpoint),
                           "active": endpoint.active, "reaches_by": by})

@@ -26,6 +26,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from atlas.core import signing
+from atlas.core import triggers as catalog
 from atlas.core import webhook_payloads as payloads
 from atlas.core.storable import all_storable
 from atlas.errors import AtlasError
@@ -385,18 +386,12 @@ def _listeners(endpoint: WebhookEndpoint) -> list[Workflow]:
     extra = db.session.execute(select(WorkflowTrigger.workflow_id, WorkflowTrigger.config).where(
         WorkflowTrigger.organization_id == org_id, WorkflowTrigger.trigger_type == "webhook",
         WorkflowTrigger.active)).all()
-    listening = {wid for wid, config in extra if _listens(config, endpoint.id)}
+    listening = {wid for wid, config in extra if catalog.listens_on(config, endpoint.id)}
     rows = db.session.scalars(scoped(Workflow, org_id).where(Workflow.status.in_(CONSIDERED), or_(
         Workflow.trigger_type == "webhook", Workflow.id.in_(listening | {endpoint.workflow_id} - {None})))
         .order_by(Workflow.created_at, Workflow.id))
     return [w for w in rows if w.id == endpoint.workflow_id or w.id in listening
-            or (w.trigger_type == "webhook" and _listens(w.trigger_config, endpoint.id))]
-
-
-def _listens(config: Mapping | None, endpoint_id: str) -> bool:
-    """Whether a webhook trigger's config takes deliveries to this endpoint (an empty endpointId takes all)."""
-    wanted = (config or {}).get("endpointId")
-    return not wanted or wanted == endpoint_id
+            or (w.trigger_type == "webhook" and catalog.listens_on(w.trigger_config, endpoint.id))]
 
 
 def elapsed_ms(started: float) -> float:

@@ -15,12 +15,6 @@ def workflow(org, staff):
     return factories.make_workflow(org, staff, name="Trial follow-up", workflow_data=FLOW)
 
 
-@pytest.fixture
-def staff_client(client, org, staff):
-    sign_in(client, staff, org)
-    return client
-
-
 def post(client, workflow, path, revision=None, **form):
     revision = drafts.get_draft(workflow.organization_id, workflow.id).revision if revision is None else revision
     return client.post(f"/workflows/{workflow.id}/builder/{path}", headers=HTMX_PANEL,

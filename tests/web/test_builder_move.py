@@ -31,12 +31,6 @@ def straight(org, staff):
     return factories.make_workflow(org, staff, name="Three tags", workflow_data=STRAIGHT)
 
 
-@pytest.fixture
-def staff_client(client, org, staff):
-    sign_in(client, staff, org)
-    return client
-
-
 def move(client, workflow, node_id, revision=None, **form):
     revision = draft(workflow).revision if revision is None else revision
     return client.post(f"/workflows/{workflow.id}/builder/nodes/{node_id}/move", headers=HTMX_PANEL,

@@ -52,12 +52,6 @@ def workflow(org, staff):
 
 
 @pytest.fixture
-def staff_client(client, org, staff):
-    sign_in(client, staff, org)
-    return client
-
-
-@pytest.fixture
 def viewer_client(client, org):
     sign_in(client, factories.make_user(org, "viewer", name="Vic Viewer"), org)
     return client

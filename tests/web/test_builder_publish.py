@@ -29,12 +29,6 @@ def nurture(wait_id: str = "pause") -> dict:
 
 
 @pytest.fixture
-def staff_client(client, org, staff):
-    sign_in(client, staff, org)
-    return client
-
-
-@pytest.fixture
 def live(org, staff):
     """An active workflow: a -> b, version 1."""
     return factories.make_workflow(org, staff, name="Lead nurture", status="active")

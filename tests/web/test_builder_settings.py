@@ -29,12 +29,6 @@ def workflow(org, staff):
                                    settings={"custom": "kept", "reenrollment": "never"})
 
 
-@pytest.fixture
-def staff_client(client, org, staff):
-    sign_in(client, staff, org)
-    return client
-
-
 def draft_of(workflow):
     return drafts.get_draft(workflow.organization_id, workflow.id)
 

@@ -52,12 +52,6 @@ def workflow(org, staff):
     return factories.make_workflow(org, staff, name="Trial follow-up", workflow_data=FLOW)
 
 
-@pytest.fixture
-def staff_client(client, org, staff):
-    sign_in(client, staff, org)
-    return client
-
-
 def url(workflow, tail: str = "") -> str:
     return f"/workflows/{workflow.id}/builder/test{tail}"
 

@@ -186,13 +186,6 @@ def catalogue(org, staff):
     return rows
 
 
-@pytest.fixture
-def staff_client(client, org, staff):
-    """A test client signed in as a staff member of Iron Temple Gym."""
-    sign_in(client, staff, org)
-    return client
-
-
 @pytest.mark.parametrize("query, expected", [
     ("", ["Paused promo", "Renewal reminder", "Missed class win-back", "New lead welcome"]),
     ("status=paused", ["Paused promo"]),
